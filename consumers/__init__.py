@@ -1,0 +1,1 @@
+"""Kafka ingestion, dead letters and the outbound relay (issue 5)."""

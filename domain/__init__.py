@@ -1,0 +1,1 @@
+"""The learning archive's domain: facts, aggregates, policy packs, credit calculus. No I/O."""

@@ -1,0 +1,343 @@
+"""The StudyLedger application: record facts in batches, read archives, verify chains.
+
+Writes go in batches: facts are applied to their aggregates in input order and the whole
+batch is saved in one transaction, together with its fact keys (the idempotency index).
+The persistence module is chosen by the environment the composition root passes in.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from domain.archive import ChainedAggregate, LearnerArchive, OrgUnit
+from domain.chain import BrokenLink, ChainLink, ChainVerifier
+from domain.credits.balance import BalanceAnswer, compute_balance, parse_period
+from domain.credits.lines import RecordedFact
+from domain.errors import (
+    FactConflictError,
+    FactRejectedError,
+    FutureFactError,
+    LearnerNotRegisteredError,
+    OrgNotRegisteredError,
+    StudyLedgerError,
+    UnknownCategoryError,
+)
+from domain.facts import ORG_FACT_TYPES, IncomingFact
+from domain.policy.pack import all_categories, load_pack
+
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_SAVE_ATTEMPTS = 5
+A = TypeVar("A", bound=ChainedAggregate)
+
+
+@dataclass(frozen=True)
+class FactKey:
+    """Where a recorded fact lives, and the digest of its content."""
+
+    event_id: UUID
+    originator_id: UUID
+    originator_version: int
+    digest: str
+
+
+class FactIndex(Protocol):
+    """Implemented by the recorder: the fact keys stored with the events, same transaction."""
+
+    def find_fact_keys(self, event_ids: Sequence[UUID]) -> dict[UUID, FactKey]: ...
+
+    def positions_of(self, keys: Sequence[FactKey]) -> dict[UUID, int]: ...
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    status: Literal["stored", "duplicate", "conflict", "rejected"]
+    event_id: UUID
+    position: int | None = None
+    error: StudyLedgerError | None = None
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    stream_id: UUID
+    label: str
+    links_checked: int
+    broken: BrokenLink | None
+
+
+def check_not_future(incoming: IncomingFact, now: datetime) -> None:
+    if incoming.envelope.occurred_at > now + FUTURE_TOLERANCE:
+        raise FutureFactError(
+            f"occurred_at {incoming.canonical['occurred_at']} is more than 5 minutes "
+            f"in the future (server time {now.isoformat()})"
+        )
+
+
+class StudyLedger(Application[UUID]):
+    name = "StudyLedger"
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        # One batch at a time per process: the cached aggregates are mutated in place.
+        self._write_lock = threading.Lock()
+        self._categories = all_categories()
+
+    @property
+    def fact_index(self) -> FactIndex:
+        index: Any = self.recorder
+        return index  # type: ignore[no-any-return]
+
+    # -- writing ---------------------------------------------------------------------
+
+    def record_facts(
+        self, facts: Sequence[IncomingFact], *, now: datetime, channel: str
+    ) -> list[RecordResult]:
+        """Record a batch atomically; one result per fact, in order. Nothing is dropped."""
+        with self._write_lock:
+            for attempt in range(MAX_SAVE_ATTEMPTS):
+                try:
+                    return _BatchWriter(self, facts, now, channel).write()
+                except IntegrityError:
+                    # Another writer got there first (same aggregate version or same fact
+                    # key). Everything is re-read on the next attempt.
+                    if attempt == MAX_SAVE_ATTEMPTS - 1:
+                        raise
+            raise AssertionError("unreachable")
+
+    def get_existing(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        if not isinstance(aggregate, cls):
+            raise TypeError(f"aggregate {aggregate_id} is a {type(aggregate).__name__}")
+        return aggregate
+
+    def forget(self, aggregate_ids: Sequence[UUID]) -> None:
+        """Drop aggregates from the cache (after a failed save they may hold unsaved events)."""
+        cache = self.repository.cache
+        if cache is not None:
+            for aggregate_id in aggregate_ids:
+                try:
+                    cache.get(aggregate_id, evict=True)
+                except KeyError:
+                    pass
+
+    # -- reading ---------------------------------------------------------------------
+
+    def facts_of(self, learner_id: str) -> list[RecordedFact]:
+        """Every fact in a learner's archive, in the order recorded."""
+        events = list(self.events.get(LearnerArchive.id_for(learner_id)))
+        if not events:
+            raise LearnerNotRegisteredError(f"learner {learner_id} is not registered")
+        return [RecordedFact(e.event_id, e.fact, e.timestamp) for e in events]  # type: ignore[attr-defined]
+
+    def balance(
+        self, learner_id: str, policy: str, period: str, as_of: datetime | None = None
+    ) -> BalanceAnswer:
+        pack = load_pack(policy)
+        return compute_balance(pack, self.facts_of(learner_id), parse_period(pack, period), as_of)
+
+    # -- verifying -------------------------------------------------------------------
+
+    def verify_stream(self, stream_id: UUID) -> ChainReport:
+        verifier = ChainVerifier()
+        label = str(stream_id)
+        for stored in self.recorder.select_events(stream_id):
+            link = self._link_of(stored)
+            if isinstance(link, BrokenLink):
+                verifier.broken = link
+                break
+            label = label if verifier.links_checked else _label_of(link.fact)
+            if verifier.check(link) is not None:
+                break
+        return ChainReport(stream_id, label, verifier.links_checked, verifier.broken)
+
+    def verify_learner(self, learner_id: str) -> ChainReport:
+        report = self.verify_stream(LearnerArchive.id_for(learner_id))
+        if report.links_checked == 0 and report.broken is None:
+            raise LearnerNotRegisteredError(f"learner {learner_id} is not registered")
+        return report
+
+    def verify_all(
+        self, page_size: int = 2000, on_page: Callable[[int], None] | None = None
+    ) -> Iterator[ChainReport]:
+        """One pass over the notification log, checking every stream's chain."""
+        verifiers: dict[UUID, ChainVerifier] = {}
+        labels: dict[UUID, str] = {}
+        start = 1
+        while True:
+            page = self.recorder.select_notifications(start=start, limit=page_size)
+            if not page:
+                break
+            for notification in page:
+                stream_id = UUID(str(notification.originator_id))
+                verifier = verifiers.setdefault(stream_id, ChainVerifier())
+                if verifier.broken is not None:
+                    continue
+                link = self._link_of(notification)
+                if isinstance(link, BrokenLink):
+                    verifier.broken = link
+                    continue
+                labels.setdefault(stream_id, _label_of(link.fact))
+                verifier.check(link)
+            start = page[-1].id + 1
+            if on_page is not None:
+                on_page(len(page))
+        for stream_id, verifier in verifiers.items():
+            label = labels.get(stream_id, str(stream_id))
+            yield ChainReport(stream_id, label, verifier.links_checked, verifier.broken)
+
+    def _link_of(self, stored: StoredEvent) -> ChainLink | BrokenLink:
+        try:
+            event: Any = self.mapper.to_domain_event(stored)
+            return ChainLink(
+                stored.originator_version, UUID(str(event.event_id)), event.fact,
+                event.prev_hash, event.hash,
+            )
+        except Exception as exc:  # noqa: BLE001 - a tampered row may fail in any way
+            return BrokenLink(
+                stored.originator_version, None, f"stored row cannot be decoded: {exc}"
+            )
+
+
+def _label_of(fact: dict[str, Any]) -> str:
+    if fact.get("learner_id"):
+        return f"learner {fact['learner_id']}"
+    return f"org {fact.get('payload', {}).get('org_id')}"
+
+
+class _BatchWriter:
+    """One attempt at writing one batch."""
+
+    def __init__(
+        self, app: StudyLedger, facts: Sequence[IncomingFact], now: datetime, channel: str
+    ) -> None:
+        self.app = app
+        self.facts = facts
+        self.now = now
+        self.channel = channel
+        self.touched: dict[UUID, ChainedAggregate | None] = {}
+
+    def write(self) -> list[RecordResult]:
+        try:
+            return self._write()
+        except BaseException:
+            self.app.forget(list(self.touched))
+            raise
+
+    def _write(self) -> list[RecordResult]:
+        known = self.app.fact_index.find_fact_keys([f.event_id for f in self.facts])
+        results: list[RecordResult | None] = [None] * len(self.facts)
+        accepted: dict[UUID, IncomingFact] = {}
+        new_keys: list[FactKey] = []
+        for i, incoming in enumerate(self.facts):
+            earlier = known.get(incoming.event_id) or accepted.get(incoming.event_id)
+            if earlier is not None:
+                results[i] = _repeat_result(incoming, earlier.digest)
+                continue
+            try:
+                aggregate = self._apply(incoming)
+            except FactRejectedError as error:
+                results[i] = RecordResult("rejected", incoming.event_id, error=error)
+                continue
+            accepted[incoming.event_id] = incoming
+            new_keys.append(
+                FactKey(incoming.event_id, aggregate.id, aggregate.version, incoming.digest)
+            )
+        positions = self._save(new_keys)
+        positions |= self.app.fact_index.positions_of(
+            [known[r.event_id] for r in results if r and r.status == "duplicate"
+             and r.event_id in known]
+        )
+        return [
+            RecordResult(
+                r.status, r.event_id,
+                positions.get(r.event_id) if r.status == "duplicate" else None, r.error,
+            )
+            if r is not None
+            else RecordResult("stored", f.event_id, positions[f.event_id])
+            for r, f in zip(results, self.facts, strict=True)
+        ]
+
+    def _save(self, new_keys: list[FactKey]) -> dict[UUID, int]:
+        if not new_keys:
+            return {}
+        changed = [a for a in self.touched.values() if a is not None]
+        recordings = self.app.save(*changed, fact_keys=new_keys)
+        return {
+            r.domain_event.event_id: r.notification.id  # type: ignore[attr-defined]
+            for r in recordings
+        }
+
+    def _get(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        if aggregate_id not in self.touched:
+            self.touched[aggregate_id] = self.app.get_existing(cls, aggregate_id)
+        found = self.touched[aggregate_id]
+        assert found is None or isinstance(found, cls)
+        return found
+
+    def _require_org(self, org_id: str, field: str) -> None:
+        if self._get(OrgUnit, OrgUnit.id_for(org_id)) is None:
+            raise OrgNotRegisteredError(f"org {org_id} is not registered", field=field)
+
+    def _apply(self, incoming: IncomingFact) -> ChainedAggregate:
+        check_not_future(incoming, self.now)
+        if incoming.type in ORG_FACT_TYPES:
+            return self._apply_to_org(incoming)
+        return self._apply_to_learner(incoming)
+
+    def _apply_to_org(self, incoming: IncomingFact) -> OrgUnit:
+        payload = incoming.canonical["payload"]
+        unit = self._get(OrgUnit, OrgUnit.id_for(payload["org_id"]))
+        if unit is None and incoming.type == "org.registered":
+            if payload["parent_id"] is not None:
+                self._require_org(payload["parent_id"], "payload.parent_id")
+            unit = OrgUnit.register(incoming, self.channel)
+            self.touched[unit.id] = unit
+            return unit
+        if unit is None:
+            raise OrgNotRegisteredError(f"org {payload['org_id']} is not registered")
+        unit.record(incoming, self.channel)
+        return unit
+
+    def _apply_to_learner(self, incoming: IncomingFact) -> LearnerArchive:
+        learner_id = incoming.canonical["learner_id"]
+        payload = incoming.canonical["payload"]
+        archive = self._get(LearnerArchive, LearnerArchive.id_for(learner_id))
+        if archive is None and incoming.type == "learner.registered":
+            self._require_org(payload["org_id"], "payload.org_id")
+            archive = LearnerArchive.register(incoming, self.channel)
+            self.touched[archive.id] = archive
+            return archive
+        if archive is None:
+            raise LearnerNotRegisteredError(f"learner {learner_id} is not registered")
+        if incoming.type == "learner.transferred":
+            self._require_org(payload["org_id"], "payload.org_id")
+        if incoming.type == "credits.adjusted" and payload["category"] not in self.app._categories:
+            raise UnknownCategoryError(
+                f"category {payload['category']!r} is not counted by any policy pack "
+                f"(known: {', '.join(sorted(self.app._categories))})"
+            )
+        archive.record(incoming, self.channel)
+        return archive
+
+
+def _repeat_result(incoming: IncomingFact, earlier_digest: str) -> RecordResult:
+    if earlier_digest == incoming.digest:
+        return RecordResult("duplicate", incoming.event_id)
+    return RecordResult(
+        "conflict",
+        incoming.event_id,
+        error=FactConflictError(
+            f"({incoming.envelope.source}, {incoming.envelope.external_id}) was already "
+            "recorded with different content; send a correction instead of a new version"
+        ),
+    )

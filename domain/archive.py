@@ -1,0 +1,288 @@
+"""Aggregates: one learning archive per learner, one unit per org.
+
+Every fact becomes one event in its aggregate's stream, linked into the stream's hash chain.
+Guard checks run before an event is triggered, so a rejected fact changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from domain.chain import GENESIS_HASH, link_hash
+from domain.errors import (
+    AlreadyReviewedError,
+    AlreadySubmittedError,
+    AlreadyVoidedError,
+    ApprovedHoursExceedDeclaredError,
+    LearnerAlreadyRegisteredError,
+    NotSubmittedError,
+    NotVoidableError,
+    OrgAlreadyRegisteredError,
+    VoidTargetUnknownError,
+)
+from domain.facts import IncomingFact
+from domain.identity import learner_archive_id, org_unit_id
+
+# Registrations and transfers shape who the learner is; they are corrected by a new fact,
+# not withdrawn. A void is final and cannot itself be voided.
+NOT_VOIDABLE = frozenset({"learner.registered", "learner.transferred", "record.voided"})
+
+
+def _upcast_add_channel(state: dict[str, Any]) -> None:
+    # v1 events were stored before the ingest channel was recorded.
+    state["channel"] = "unknown"
+
+
+class ChainedAggregate(Aggregate):
+    """An aggregate whose events each carry one fact and one link of a hash chain."""
+
+    class Opened(Aggregate.Created):
+        class_version = 2
+        upcast_v1_v2 = staticmethod(_upcast_add_channel)
+
+        event_id: UUID
+        fact: dict[str, Any]
+        prev_hash: str
+        hash: str
+        channel: str
+
+    class FactRecorded(Aggregate.Event):
+        class_version = 2
+        upcast_v1_v2 = staticmethod(_upcast_add_channel)
+
+        event_id: UUID
+        fact: dict[str, Any]
+        prev_hash: str
+        hash: str
+        channel: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, ChainedAggregate)
+            aggregate.last_hash = self.hash
+            aggregate.absorb(self.event_id, self.fact)
+
+    def __init__(
+        self, event_id: UUID, fact: dict[str, Any], prev_hash: str, hash: str, channel: str
+    ) -> None:
+        self.last_hash = hash
+        self.absorb(event_id, fact)
+
+    @classmethod
+    def open_with(cls, aggregate_id: UUID, incoming: IncomingFact, channel: str) -> Any:
+        return cls._create(
+            cls.Opened,
+            id=aggregate_id,
+            event_id=incoming.event_id,
+            fact=incoming.canonical,
+            prev_hash=GENESIS_HASH,
+            hash=link_hash(GENESIS_HASH, incoming.canonical),
+            channel=channel,
+        )
+
+    def append(self, incoming: IncomingFact, channel: str) -> None:
+        self.trigger_event(
+            self.FactRecorded,
+            event_id=incoming.event_id,
+            fact=incoming.canonical,
+            prev_hash=self.last_hash,
+            hash=link_hash(self.last_hash, incoming.canonical),
+            channel=channel,
+        )
+
+    def absorb(self, event_id: UUID, fact: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class ReviewedItem:
+    """An assignment or declaration: its submission, and its review if any."""
+
+    submission_id: UUID
+    hours: Decimal = Decimal(0)
+    review_id: UUID | None = None
+    decision: str | None = None
+
+
+@dataclass
+class _ArchiveIndex:
+    facts: dict[UUID, tuple[str, str | None]] = field(default_factory=dict)
+    voided: set[UUID] = field(default_factory=set)
+    assignments: dict[str, ReviewedItem] = field(default_factory=dict)
+    declarations: dict[str, ReviewedItem] = field(default_factory=dict)
+
+
+class LearnerArchive(ChainedAggregate):
+    """The learning archive (学习档案) of one cadre.
+
+    State (set by absorb, not annotated: the aggregate metaclass would make annotations
+    into constructor fields): learner_id, name, org_id, rank and an index of its facts.
+    """
+
+    @staticmethod
+    def id_for(learner_id: str) -> UUID:
+        return learner_archive_id(learner_id)
+
+    @classmethod
+    def register(cls, incoming: IncomingFact, channel: str) -> LearnerArchive:
+        assert incoming.type == "learner.registered"
+        learner_id = incoming.canonical["learner_id"]
+        archive: LearnerArchive = cls.open_with(cls.id_for(learner_id), incoming, channel)
+        return archive
+
+    def record(self, incoming: IncomingFact, channel: str) -> None:
+        """Append one fact after checking the archive's rules."""
+        self._check(incoming.type, incoming.canonical["payload"])
+        self.append(incoming, channel)
+
+    def _check(self, fact_type: str, payload: dict[str, Any]) -> None:
+        checks = {
+            "learner.registered": self._check_registration,
+            "assignment.submitted": self._check_assignment_submission,
+            "assignment.reviewed": self._check_assignment_review,
+            "declaration.submitted": self._check_declaration_submission,
+            "declaration.reviewed": self._check_declaration_review,
+            "record.voided": self._check_void,
+        }
+        check = checks.get(fact_type)
+        if check is not None:
+            check(payload)
+
+    def _check_registration(self, payload: dict[str, Any]) -> None:
+        raise LearnerAlreadyRegisteredError(f"learner {self.learner_id} is already registered")
+
+    def _check_assignment_submission(self, payload: dict[str, Any]) -> None:
+        item = self._index.assignments.get(payload["assignment_id"])
+        if item is None or item.decision == "rejected":
+            return  # new work, or a resubmission after a rejection
+        state = "accepted" if item.decision == "accepted" else "awaiting review"
+        raise AlreadySubmittedError(
+            f"assignment {payload['assignment_id']} is already submitted ({state})",
+            field="payload.assignment_id",
+        )
+
+    def _check_assignment_review(self, payload: dict[str, Any]) -> None:
+        item = self._index.assignments.get(payload["assignment_id"])
+        if item is None:
+            raise NotSubmittedError(
+                f"assignment {payload['assignment_id']} was never submitted",
+                field="payload.assignment_id",
+            )
+        if item.review_id is not None:
+            raise AlreadyReviewedError(
+                f"assignment {payload['assignment_id']} was already reviewed ({item.decision})",
+                field="payload.assignment_id",
+            )
+
+    def _check_declaration_submission(self, payload: dict[str, Any]) -> None:
+        if payload["declaration_id"] in self._index.declarations:
+            raise AlreadySubmittedError(
+                f"declaration {payload['declaration_id']} is already submitted",
+                field="payload.declaration_id",
+            )
+
+    def _check_declaration_review(self, payload: dict[str, Any]) -> None:
+        item = self._index.declarations.get(payload["declaration_id"])
+        if item is None:
+            raise NotSubmittedError(
+                f"declaration {payload['declaration_id']} was never submitted",
+                field="payload.declaration_id",
+            )
+        if item.review_id is not None:
+            raise AlreadyReviewedError(
+                f"declaration {payload['declaration_id']} was already reviewed ({item.decision})",
+                field="payload.declaration_id",
+            )
+        if Decimal(payload["approved_hours"]) > item.hours:
+            raise ApprovedHoursExceedDeclaredError(
+                f"approved_hours {payload['approved_hours']} exceed the "
+                f"{item.hours} hours declared"
+            )
+
+    def _check_void(self, payload: dict[str, Any]) -> None:
+        target = UUID(payload["target_event_id"])
+        known = self._index.facts.get(target)
+        if known is None:
+            raise VoidTargetUnknownError(f"event {target} is not in this learner's archive")
+        if target in self._index.voided:
+            raise AlreadyVoidedError(f"event {target} is already voided")
+        if known[0] in NOT_VOIDABLE:
+            raise NotVoidableError(f"a {known[0]} fact cannot be voided")
+
+    def absorb(self, event_id: UUID, fact: dict[str, Any]) -> None:
+        payload = fact["payload"]
+        fact_type = fact["type"]
+        if fact_type == "learner.registered":
+            self._index = _ArchiveIndex()
+            self.learner_id = fact["learner_id"]
+            self.name = payload["name"]
+            self.org_id = payload["org_id"]
+            self.rank = payload["rank"]
+        elif fact_type == "learner.transferred":
+            self.org_id = payload["org_id"]
+        elif fact_type == "assignment.submitted":
+            self._index.assignments[payload["assignment_id"]] = ReviewedItem(event_id)
+        elif fact_type == "declaration.submitted":
+            self._index.declarations[payload["declaration_id"]] = ReviewedItem(
+                event_id, hours=Decimal(payload["hours"])
+            )
+        elif fact_type == "assignment.reviewed":
+            item = self._index.assignments[payload["assignment_id"]]
+            item.review_id, item.decision = event_id, payload["decision"]
+        elif fact_type == "declaration.reviewed":
+            item = self._index.declarations[payload["declaration_id"]]
+            item.review_id, item.decision = event_id, payload["decision"]
+        elif fact_type == "record.voided":
+            self._absorb_void(UUID(payload["target_event_id"]))
+        item_key = payload.get("assignment_id") or payload.get("declaration_id")
+        self._index.facts[event_id] = (fact_type, item_key)
+
+    def _absorb_void(self, target: UUID) -> None:
+        self._index.voided.add(target)
+        target_type, item_key = self._index.facts[target]
+        kind, _, action = target_type.partition(".")
+        items = {"assignment": self._index.assignments, "declaration": self._index.declarations}
+        if kind not in items or item_key is None or item_key not in items[kind]:
+            return
+        item = items[kind][item_key]
+        if action == "submitted" and item.submission_id == target:
+            del items[kind][item_key]  # the work is withdrawn; it may be submitted anew
+        elif action == "reviewed" and item.review_id == target:
+            item.review_id, item.decision = None, None  # back to awaiting review
+
+    def knows(self, event_id: UUID) -> bool:
+        return event_id in self._index.facts
+
+
+class OrgUnit(ChainedAggregate):
+    """An organisation unit (单位) in the org tree: org_id, name, parent_id, board_published."""
+
+    @staticmethod
+    def id_for(org_id: str) -> UUID:
+        return org_unit_id(org_id)
+
+    @classmethod
+    def register(cls, incoming: IncomingFact, channel: str) -> OrgUnit:
+        assert incoming.type == "org.registered"
+        org_id = incoming.canonical["payload"]["org_id"]
+        unit: OrgUnit = cls.open_with(cls.id_for(org_id), incoming, channel)
+        return unit
+
+    def record(self, incoming: IncomingFact, channel: str) -> None:
+        if incoming.type == "org.registered":
+            raise OrgAlreadyRegisteredError(f"org {self.org_id} is already registered")
+        self.append(incoming, channel)
+
+    def absorb(self, event_id: UUID, fact: dict[str, Any]) -> None:
+        payload = fact["payload"]
+        if fact["type"] == "org.registered":
+            self.org_id = payload["org_id"]
+            self.name = payload["name"]
+            self.parent_id = payload["parent_id"]
+            self.board_published = False
+        elif fact["type"] == "org.board_published":
+            self.board_published = bool(payload["published"])

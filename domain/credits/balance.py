@@ -1,0 +1,229 @@
+"""Credit lines -> the balance answer of DESIGN.md, for a cycle or one year. Pure."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, PlainSerializer
+
+from domain.credits.lines import CreditLine, RecordedFact, credit_lines
+from domain.errors import PolicyError
+from domain.policy.pack import PolicyPack
+
+CENT = Decimal("0.01")
+ZERO = Decimal(0)
+
+
+def two_places(value: Decimal) -> str:
+    return str(value.quantize(CENT))
+
+
+Amount = Annotated[Decimal, PlainSerializer(two_places, return_type=str)]
+
+
+@dataclass(frozen=True)
+class Period:
+    """A cycle (first..last spans the pack's cycle) or one calendar year."""
+
+    first: int
+    last: int
+
+    @property
+    def is_cycle(self) -> bool:
+        return self.first != self.last
+
+    @property
+    def years(self) -> range:
+        return range(self.first, self.last + 1)
+
+    def __str__(self) -> str:
+        return f"{self.first}-{self.last}" if self.is_cycle else str(self.first)
+
+
+def parse_period(pack: PolicyPack, text: str) -> Period:
+    """'2021-2025' (must be one of the pack's cycles) or '2023'."""
+    if match := re.fullmatch(r"(\d{4})-(\d{4})", text.strip()):
+        first, last = int(match[1]), int(match[2])
+        if pack.cycle_of(first) != (first, last):
+            cycle = pack.cycle_of(first)
+            raise PolicyError(
+                f"period {text!r} is not a cycle of {pack.id}; "
+                f"cycles run {pack.cycle_years} years, e.g. {cycle[0]}-{cycle[1]}",
+                field="period",
+            )
+        return Period(first, last)
+    if re.fullmatch(r"\d{4}", text.strip()):
+        return Period(int(text), int(text))
+    raise PolicyError(f"period {text!r} is neither a year (2023) nor a cycle (2021-2025)",
+                      field="period")
+
+
+class CategoryBalance(BaseModel):
+    raw: Amount
+    counted: Amount
+    excess: Amount
+
+
+class RequirementResult(BaseModel):
+    name: str
+    required: Amount
+    actual: Amount
+    shortfall: Amount
+    met: bool
+    year: int | None = None  # set on per-year requirements and annual checks
+
+
+class Promotion(BaseModel):
+    year: int
+    status: Literal["eligible", "make_up_required"]
+    shortfall: dict[str, Amount]
+
+
+class PolicyRef(BaseModel):
+    id: str
+    version: str
+
+
+class BalanceAnswer(BaseModel):
+    learner_id: str
+    policy: PolicyRef
+    period: str
+    categories: dict[str, CategoryBalance]
+    totals: dict[str, Amount]
+    requirements: list[RequirementResult]
+    status: Literal["met", "short"]
+    promotion: Promotion | None
+
+
+def count_category(amounts: Iterable[Decimal], cap: Decimal | None) -> CategoryBalance:
+    """Positive lines count up to the cap; negative lines are subtracted after it."""
+    earned = ZERO
+    deducted = ZERO
+    for amount in amounts:
+        if amount > 0:
+            earned += amount
+        else:
+            deducted -= amount
+    kept = earned if cap is None else min(earned, cap)
+    return CategoryBalance(
+        raw=earned - deducted, counted=kept - deducted, excess=earned - kept
+    )
+
+
+class Ledger:
+    """A learner's credit lines under one pack, counted over any span of years."""
+
+    def __init__(self, pack: PolicyPack, lines: Sequence[CreditLine]) -> None:
+        self.pack = pack
+        self.lines = lines
+
+    def categories(self, years: range) -> dict[str, CategoryBalance]:
+        return {
+            name: count_category(
+                (ln.amount for ln in self.lines if ln.category == name and ln.year in years),
+                category.cap,
+            )
+            for name, category in self.pack.categories.items()
+        }
+
+    def measures(self, years: range) -> dict[str, Decimal]:
+        """Counted categories and totals over the span, by name."""
+        counted = {name: c.counted for name, c in self.categories(years).items()}
+        totals = {
+            name: sum((counted[m] for m in members), ZERO)
+            for name, members in self.pack.totals.items()
+        }
+        return counted | totals
+
+    def totals(self, years: range) -> dict[str, Decimal]:
+        measures = self.measures(years)
+        return {name: measures[name] for name in self.pack.totals}
+
+    def board_score(self, years: range) -> Decimal:
+        measures = self.measures(years)
+        return sum((measures[name] for name in self.pack.board.score), ZERO)
+
+
+def _result(name: str, required: Decimal, actual: Decimal, year: int | None) -> RequirementResult:
+    shortfall = max(ZERO, required - actual)
+    return RequirementResult(
+        name=name, required=required, actual=actual, shortfall=shortfall,
+        met=shortfall == 0, year=year,
+    )
+
+
+def requirement_results(
+    ledger: Ledger, period: Period, rank: str | None
+) -> tuple[list[RequirementResult], Promotion | None]:
+    pack = ledger.pack
+    results: list[RequirementResult] = []
+    applicable = [r for r in pack.requirements if r.applies_to(rank)]
+    if period.is_cycle:
+        cycle_measures = ledger.measures(period.years)
+        for req in applicable:
+            if req.per == "cycle":
+                results.append(_result(req.name, req.minimum, cycle_measures[req.measure], None))
+    promotion = None
+    if not period.is_cycle and pack.annual_check is not None:
+        annual = annual_check(ledger, period.first)
+        results.extend(annual)
+        if pack.annual_check.promotion_hold:
+            promotion = Promotion(
+                year=period.first + 1,
+                status="eligible" if all(r.met for r in annual) else "make_up_required",
+                shortfall={r.name: r.shortfall for r in annual},
+            )
+    for year in period.years:
+        year_measures = ledger.measures(range(year, year + 1))
+        for req in applicable:
+            if req.per == "year":
+                results.append(_result(req.name, req.minimum, year_measures[req.measure], year))
+    return results, promotion
+
+
+def annual_check(ledger: Ledger, year: int) -> list[RequirementResult]:
+    """Year k of its cycle: cumulative counted measures >= k * per_year (caps applied)."""
+    assert ledger.pack.annual_check is not None
+    cycle_first, _ = ledger.pack.cycle_of(year)
+    k = year - cycle_first + 1
+    cumulative = ledger.measures(range(cycle_first, year + 1))
+    return [
+        _result(name, per_year * k, cumulative[name], year)
+        for name, per_year in ledger.pack.annual_check.per_year.items()
+    ]
+
+
+def learner_rank(facts: Iterable[RecordedFact]) -> tuple[str, str | None]:
+    for fact in facts:
+        if fact.type == "learner.registered":
+            return str(fact.fact["learner_id"]), fact.payload.get("rank")
+    raise PolicyError("the facts hold no learner.registered fact")
+
+
+def compute_balance(
+    pack: PolicyPack,
+    facts: Sequence[RecordedFact],
+    period: Period,
+    as_of: datetime | None = None,
+) -> BalanceAnswer:
+    """The balance answer for one learner's facts; `as_of` keeps facts recorded by then."""
+    if as_of is not None:
+        facts = [f for f in facts if f.recorded_at is None or f.recorded_at <= as_of]
+    learner_id, rank = learner_rank(facts)
+    ledger = Ledger(pack, credit_lines(pack, facts))
+    requirements, promotion = requirement_results(ledger, period, rank)
+    return BalanceAnswer(
+        learner_id=learner_id,
+        policy=PolicyRef(id=pack.id, version=pack.version),
+        period=str(period),
+        categories=ledger.categories(period.years),
+        totals=ledger.totals(period.years),
+        requirements=requirements,
+        status="met" if all(r.met for r in requirements) else "short",
+        promotion=promotion,
+    )

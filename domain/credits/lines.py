@@ -1,0 +1,169 @@
+"""Facts -> credit lines under a policy pack. Pure: the same facts always give the same lines.
+
+Facts are read in their canonical stored form (decimals as strings, times in UTC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from domain.policy.pack import PolicyPack
+
+
+@dataclass(frozen=True)
+class RecordedFact:
+    """A fact as the archive holds it: its id, canonical envelope and when it was recorded."""
+
+    event_id: UUID
+    fact: dict[str, Any]
+    recorded_at: datetime | None = None
+
+    @property
+    def type(self) -> str:
+        return str(self.fact["type"])
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = self.fact["payload"]
+        return payload
+
+    @property
+    def occurred_at(self) -> datetime:
+        return datetime.fromisoformat(self.fact["occurred_at"])
+
+
+@dataclass(frozen=True)
+class CreditLine:
+    """One credit (or, when negative, a deduction) that a fact produced."""
+
+    event_id: UUID
+    category: str
+    amount: Decimal
+    year: int
+
+
+def active_facts(facts: Iterable[RecordedFact]) -> list[RecordedFact]:
+    """The facts that stand: voids and their targets removed, stream order kept."""
+    facts = list(facts)
+    voided = {UUID(f.payload["target_event_id"]) for f in facts if f.type == "record.voided"}
+    return [f for f in facts if f.type != "record.voided" and f.event_id not in voided]
+
+
+def credit_lines(pack: PolicyPack, facts: Sequence[RecordedFact]) -> list[CreditLine]:
+    """Every credit line the standing facts earn under `pack`, in stream order."""
+    calculator = _LineCalculator(pack)
+    standing = active_facts(facts)
+    lines: list[CreditLine] = []
+    for fact in standing:
+        lines.extend(calculator.lines_for(fact))
+    lines.extend(calculator.once_only_lines(standing))
+    order = {fact.event_id: index for index, fact in enumerate(standing)}
+    lines.sort(key=lambda line: order[line.event_id])
+    return lines
+
+
+class _LineCalculator:
+    def __init__(self, pack: PolicyPack) -> None:
+        self.pack = pack
+        self.rules = pack.rules
+        self.zone = pack.zone
+        self.submitted_kinds: dict[str, str] = {}
+        self.submitted_declarations: set[str] = set()
+
+    def year_of(self, fact: RecordedFact) -> int:
+        return fact.occurred_at.astimezone(self.zone).year
+
+    def line(self, fact: RecordedFact, category: str, amount: Decimal) -> list[CreditLine]:
+        if amount == 0:
+            return []
+        return [CreditLine(fact.event_id, category, amount, self.year_of(fact))]
+
+    def lines_for(self, fact: RecordedFact) -> list[CreditLine]:
+        handler = getattr(self, "_" + fact.type.replace(".", "_"), None)
+        return handler(fact, fact.payload) if handler else []
+
+    def _training_attended(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
+        rule = self.rules.training_attended
+        if rule is None:
+            return []
+        hours, leave = Decimal(p["hours"]), Decimal(p["leave_hours"])
+        if leave * rule.leave_limit_divisor > hours:  # leave > hours / divisor: withdrawn
+            return []
+        return self.line(fact, rule.category, hours * rule.credit_per_hour)
+
+    def _assignment_submitted(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
+        self.submitted_kinds[p["assignment_id"]] = p["kind"]
+        return []
+
+    def _assignment_reviewed(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
+        kind = self.submitted_kinds.get(p["assignment_id"])
+        rule = self.rules.assignment_accepted.get(kind) if kind else None
+        if p["decision"] != "accepted" or rule is None:
+            return []
+        return self.line(fact, rule.category, rule.credit)
+
+    def _declaration_submitted(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
+        self.submitted_declarations.add(p["declaration_id"])
+        return []
+
+    def _declaration_reviewed(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
+        rule = self.rules.declaration_approved
+        standing = p["declaration_id"] in self.submitted_declarations
+        if rule is None or p["decision"] != "approved" or not standing:
+            return []
+        return self.line(fact, rule.category, Decimal(p["approved_hours"]) * rule.credit_per_hour)
+
+    def _achievement_recorded(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
+        rule = self.rules.achievement_recorded
+        return self.line(fact, rule.category, rule.credits.get(p["level"], Decimal(0))) if rule else []
+
+    def _award_granted(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
+        rule = self.rules.award_granted
+        return self.line(fact, rule.category, rule.credits.get(p["level"], Decimal(0))) if rule else []
+
+    def _penalty_recorded(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
+        rule = self.rules.penalty_recorded
+        if rule is None:
+            return []
+        return self.line(fact, rule.category, -rule.credits.get(p["severity"], Decimal(0)))
+
+    def _credits_adjusted(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
+        if p["category"] not in self.pack.categories:
+            return []
+        return self.line(fact, p["category"], Decimal(p["amount"]))
+
+    def once_only_lines(self, standing: Sequence[RecordedFact]) -> list[CreditLine]:
+        """Course completions (first session past the threshold) and exam passes."""
+        firsts: dict[tuple[str, str], tuple[tuple[datetime, int, int], RecordedFact]] = {}
+        for index, fact in enumerate(standing):
+            key = self._once_only_key(fact)
+            if key is None:
+                continue
+            attempt = int(fact.payload.get("attempt", 0))
+            rank = (fact.occurred_at, attempt, index)
+            if key not in firsts or rank < firsts[key][0]:
+                firsts[key] = (rank, fact)
+        lines: list[CreditLine] = []
+        for (kind, _), (_, fact) in firsts.items():
+            if kind == "course" and self.rules.course_completed:
+                rule = self.rules.course_completed
+                lines += self.line(fact, rule.category, Decimal(fact.payload["course_hours"]))
+            elif kind == "exam" and self.rules.exam_passed:
+                lines += self.line(fact, self.rules.exam_passed.category, self.rules.exam_passed.credit)
+        return lines
+
+    def _once_only_key(self, fact: RecordedFact) -> tuple[str, str] | None:
+        p = fact.payload
+        course_rule = self.rules.course_completed
+        if fact.type == "study_session.recorded" and course_rule is not None:
+            if Decimal(p["progress"]) >= course_rule.progress_threshold:
+                return ("course", p["course_id"])
+        elif fact.type == "exam.graded" and self.rules.exam_passed is not None:
+            if Decimal(p["score"]) >= Decimal(p["pass_score"]):
+                return ("exam", p["exam_id"])
+        return None

@@ -1,0 +1,351 @@
+"""The v1 fact envelope and every payload, as strict pydantic models.
+
+The same models validate HTTP bodies, Kafka messages and JSONL lines. Unknown fields are
+rejected, never ignored. A validated envelope is turned into its canonical form (UTC time,
+normalised decimals) before anything is hashed or stored, so the same fact sent twice in
+different spellings ("12.5" vs "12.50", +08:00 vs Z) is recognised as the same fact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    TypeAdapter,
+)
+
+from domain.identity import fact_event_id
+
+
+def canonical_decimal(value: Decimal) -> str:
+    """Shortest exact spelling of a decimal: 12.50 -> "12.5", 100 -> "100", -0 -> "0"."""
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+# Quantities are exact decimals; JSON numbers and numeric strings are both accepted.
+Hours = Annotated[
+    Decimal,
+    Field(ge=0, le=100_000, decimal_places=2),
+    PlainSerializer(canonical_decimal, return_type=str, when_used="json"),
+]
+Score = Annotated[
+    Decimal,
+    Field(ge=0, le=100_000, decimal_places=2),
+    PlainSerializer(canonical_decimal, return_type=str, when_used="json"),
+]
+Share = Annotated[
+    Decimal,
+    Field(ge=0, le=1, decimal_places=4),
+    PlainSerializer(canonical_decimal, return_type=str, when_used="json"),
+]
+SignedAmount = Annotated[
+    Decimal,
+    Field(ge=-100_000, le=100_000, decimal_places=2),
+    PlainSerializer(canonical_decimal, return_type=str, when_used="json"),
+]
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+# The source is joined to external_id with ":" to form the fact key, so it may not hold one.
+SourceName = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^:\s]+$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+OptionalText = Annotated[str, StringConstraints(max_length=2000)]
+Level = Literal["unit", "district", "city", "province", "national"]
+Rank = Literal["county_division_and_above", "township_section_and_below"]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LearnerRegisteredPayload(Payload):
+    name: Text
+    org_id: Ident
+    rank: Rank
+    category: Ident
+
+
+class LearnerTransferredPayload(Payload):
+    org_id: Ident
+
+
+class StudySessionRecordedPayload(Payload):
+    course_id: Ident
+    course_hours: Hours
+    required: bool
+    minutes: Hours
+    progress: Share
+
+
+class TrainingAttendedPayload(Payload):
+    program_id: Ident
+    kind: Literal["qualification", "advancement", "advanced_seminar", "thematic", "induction"]
+    hours: Hours
+    leave_hours: Hours
+
+
+class ExamGradedPayload(Payload):
+    exam_id: Ident
+    score: Score
+    pass_score: Score
+    attempt: int = Field(ge=1, le=1000)
+
+
+class AssignmentSubmittedPayload(Payload):
+    assignment_id: Ident
+    kind: Literal["reflection", "research_report", "paper"]
+    title: Text
+
+
+class AssignmentReviewedPayload(Payload):
+    assignment_id: Ident
+    reviewer_id: Ident
+    decision: Literal["accepted", "rejected"]
+    score: Score
+
+
+class DeclarationSubmittedPayload(Payload):
+    declaration_id: Ident
+    activity: Literal[
+        "theory_group_study", "unit_political_study", "degree_education", "qualification_exam",
+        "other",
+    ]
+    hours: Hours
+    evidence: OptionalText
+
+
+class DeclarationReviewedPayload(Payload):
+    declaration_id: Ident
+    reviewer_id: Ident
+    decision: Literal["approved", "rejected"]
+    approved_hours: Hours
+
+
+class AchievementRecordedPayload(Payload):
+    kind: Literal["article", "research_report", "book"]
+    level: Level
+    title: Text
+
+
+class AwardGrantedPayload(Payload):
+    award_id: Ident
+    level: Level
+    title: Text
+
+
+class PenaltyRecordedPayload(Payload):
+    severity: Literal["minor", "major", "serious"]
+    reason: Text
+
+
+class CreditsAdjustedPayload(Payload):
+    category: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{0,63}$")]
+    amount: SignedAmount
+    reason: Text
+
+
+class RecordVoidedPayload(Payload):
+    target_event_id: UUID
+    reason: Text
+
+
+class OrgRegisteredPayload(Payload):
+    org_id: Ident
+    name: Text
+    parent_id: Ident | None
+
+
+class OrgBoardPublishedPayload(Payload):
+    org_id: Ident
+    published: bool
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: SourceName
+    external_id: Ident
+    occurred_at: AwareDatetime
+    actor: Text
+
+
+class LearnerEnvelope(_Envelope):
+    learner_id: Ident
+
+
+class OrgEnvelope(_Envelope):
+    # Org facts carry no learner; an explicit null is tolerated, a value is not.
+    learner_id: None = None
+
+
+class LearnerRegistered(LearnerEnvelope):
+    type: Literal["learner.registered"]
+    payload: LearnerRegisteredPayload
+
+
+class LearnerTransferred(LearnerEnvelope):
+    type: Literal["learner.transferred"]
+    payload: LearnerTransferredPayload
+
+
+class StudySessionRecorded(LearnerEnvelope):
+    type: Literal["study_session.recorded"]
+    payload: StudySessionRecordedPayload
+
+
+class TrainingAttended(LearnerEnvelope):
+    type: Literal["training.attended"]
+    payload: TrainingAttendedPayload
+
+
+class ExamGraded(LearnerEnvelope):
+    type: Literal["exam.graded"]
+    payload: ExamGradedPayload
+
+
+class AssignmentSubmitted(LearnerEnvelope):
+    type: Literal["assignment.submitted"]
+    payload: AssignmentSubmittedPayload
+
+
+class AssignmentReviewed(LearnerEnvelope):
+    type: Literal["assignment.reviewed"]
+    payload: AssignmentReviewedPayload
+
+
+class DeclarationSubmitted(LearnerEnvelope):
+    type: Literal["declaration.submitted"]
+    payload: DeclarationSubmittedPayload
+
+
+class DeclarationReviewed(LearnerEnvelope):
+    type: Literal["declaration.reviewed"]
+    payload: DeclarationReviewedPayload
+
+
+class AchievementRecorded(LearnerEnvelope):
+    type: Literal["achievement.recorded"]
+    payload: AchievementRecordedPayload
+
+
+class AwardGranted(LearnerEnvelope):
+    type: Literal["award.granted"]
+    payload: AwardGrantedPayload
+
+
+class PenaltyRecorded(LearnerEnvelope):
+    type: Literal["penalty.recorded"]
+    payload: PenaltyRecordedPayload
+
+
+class CreditsAdjusted(LearnerEnvelope):
+    type: Literal["credits.adjusted"]
+    payload: CreditsAdjustedPayload
+
+
+class RecordVoided(LearnerEnvelope):
+    type: Literal["record.voided"]
+    payload: RecordVoidedPayload
+
+
+class OrgRegistered(OrgEnvelope):
+    type: Literal["org.registered"]
+    payload: OrgRegisteredPayload
+
+
+class OrgBoardPublished(OrgEnvelope):
+    type: Literal["org.board_published"]
+    payload: OrgBoardPublishedPayload
+
+
+LearnerFact = (
+    LearnerRegistered
+    | LearnerTransferred
+    | StudySessionRecorded
+    | TrainingAttended
+    | ExamGraded
+    | AssignmentSubmitted
+    | AssignmentReviewed
+    | DeclarationSubmitted
+    | DeclarationReviewed
+    | AchievementRecorded
+    | AwardGranted
+    | PenaltyRecorded
+    | CreditsAdjusted
+    | RecordVoided
+)
+OrgFact = OrgRegistered | OrgBoardPublished
+Fact = Annotated[LearnerFact | OrgFact, Field(discriminator="type")]
+
+FACT_TYPES: tuple[str, ...] = tuple(
+    cls.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for cls in (*LearnerFact.__args__, *OrgFact.__args__)  # type: ignore[attr-defined]
+)
+ORG_FACT_TYPES = frozenset({"org.registered", "org.board_published"})
+
+fact_adapter: TypeAdapter[LearnerFact | OrgFact] = TypeAdapter(Fact)
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation that is hashed: sorted keys, no spaces, UTF-8 kept as is."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class IncomingFact:
+    """A validated fact on its way in: the typed envelope, its identity and canonical form."""
+
+    envelope: LearnerFact | OrgFact
+    event_id: UUID
+    canonical: dict[str, Any]
+    digest: str
+
+    @property
+    def type(self) -> str:
+        return self.envelope.type
+
+
+def prepare(envelope: LearnerFact | OrgFact) -> IncomingFact:
+    """Compute a validated envelope's event id, canonical dict and content digest."""
+    canonical = {
+        "type": envelope.type,
+        "source": envelope.source,
+        "external_id": envelope.external_id,
+        "learner_id": envelope.learner_id,
+        "occurred_at": canonical_time(envelope.occurred_at),
+        "actor": envelope.actor,
+        "payload": envelope.payload.model_dump(mode="json"),
+    }
+    digest = hashlib.sha256(canonical_json(canonical).encode()).hexdigest()
+    return IncomingFact(
+        envelope=envelope,
+        event_id=fact_event_id(envelope.source, envelope.external_id),
+        canonical=canonical,
+        digest=digest,
+    )
+
+
+def parse_fact(data: Any) -> IncomingFact:
+    """Validate a decoded JSON object as a fact. Raises pydantic.ValidationError."""
+    return prepare(fact_adapter.validate_python(data))
+
+
+def parse_stored(canonical: dict[str, Any]) -> LearnerFact | OrgFact:
+    """Re-type a stored canonical fact (for the credit calculus)."""
+    return fact_adapter.validate_python(canonical)

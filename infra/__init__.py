@@ -1,0 +1,1 @@
+"""Infrastructure: settings, persistence, the composition root and the CLI."""

@@ -1,0 +1,45 @@
+"""The composition root: the one place that turns settings into running objects."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+from domain.application import StudyLedger
+from infra.settings import Settings, ensure_parent_dir, sqlite_path
+
+
+def eventsourcing_env(settings: Settings) -> dict[str, str]:
+    """The eventsourcing library's environment for the configured store."""
+    env = {
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+        # Fast-forward cached archives from the store, so writes by other processes
+        # (API workers, Kafka consumers) are seen; no deep copies, the write lock and
+        # eviction on failure keep the cache clean.
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+        "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+    }
+    if settings.is_sqlite:
+        path = sqlite_path(settings.database_url)
+        ensure_parent_dir(path)
+        return env | {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": "30",
+            "APPLICATION_RECORDER_TOPIC": "infra.persistence:SQLiteFactKeyRecorder",
+        }
+    url = urlsplit(settings.database_url)
+    return env | {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(url.path.lstrip("/")) or "postgres",
+        "POSTGRES_HOST": url.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(url.port or 5432),
+        "POSTGRES_USER": unquote(url.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(url.password or ""),
+        "POSTGRES_SCHEMA": settings.database_schema,
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "APPLICATION_RECORDER_TOPIC": "infra.persistence:PostgresFactKeyRecorder",
+    }
+
+
+def build_ledger(settings: Settings | None = None) -> StudyLedger:
+    return StudyLedger(env=eventsourcing_env(settings or Settings()))
