@@ -1,0 +1,250 @@
+"""The `studyledger` command line. Every failure ends in one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import PersistenceError
+from pydantic import ValidationError
+
+from domain.application import StudyLedger
+from domain.credits.balance import BalanceAnswer
+from domain.errors import StudyLedgerError
+from domain.policy.pack import DEFAULT_PACK, SHIPPED_PACKS
+from infra.bootstrap import build_ledger
+from infra.settings import Settings
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_BROKEN = 0, 1, 2, 3
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit code attached."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _ledger(settings: Settings) -> StudyLedger:
+    try:
+        return build_ledger(settings)
+    except (PersistenceError, OSError) as exc:
+        raise CommandError(f"cannot open the store at {settings.database_url}: {exc}") from exc
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.ingest import ingest_file
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"no such file: {path}")
+    report = ingest_file(
+        _ledger(settings), path, rejections_path=Path(args.rejects) if args.rejects else None,
+        batch_size=args.batch_size or settings.batch_size, channel=args.channel,
+    )
+    print(f"{path}: {report.lines} lines: {report.stored} stored, "
+          f"{report.duplicate} duplicate, {report.rejected} rejected")
+    for rejection in report.first_rejections:
+        where = f" [{rejection.field}]" if rejection.field else ""
+        print(f"  line {rejection.line}: {rejection.code}{where}: {rejection.reason}",
+              file=sys.stderr)
+    if report.rejections_path is not None:
+        print(f"rejected lines with reasons: {report.rejections_path}", file=sys.stderr)
+    return EXIT_OK if report.ok else EXIT_REJECTED
+
+
+def _print_balance(answer: BalanceAnswer) -> None:
+    print(f"{answer.learner_id}  {answer.policy.id} v{answer.policy.version}  "
+          f"period {answer.period}  status: {answer.status}")
+    print(f"  {'category':<20}{'raw':>10}{'counted':>10}{'excess':>10}")
+    for name, c in answer.categories.items():
+        print(f"  {name:<20}{c.raw:>10.2f}{c.counted:>10.2f}{c.excess:>10.2f}")
+    print("  totals: " + ", ".join(f"{k} {v:.2f}" for k, v in answer.totals.items()))
+    for r in answer.requirements:
+        year = f" {r.year}" if r.year else ""
+        mark = "met" if r.met else f"short by {r.shortfall:.2f}"
+        print(f"  requirement {r.name}{year}: {r.actual:.2f} of {r.required:.2f} ({mark})")
+    if answer.promotion is not None:
+        print(f"  promotion {answer.promotion.year}: {answer.promotion.status}")
+
+
+def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
+    as_of = _parse_time(args.as_of) if args.as_of else None
+    answer = _ledger(settings).balance(args.learner_id, args.policy, args.period, as_of)
+    if args.json:
+        print(answer.model_dump_json(indent=2))
+    else:
+        _print_balance(answer)
+    return EXIT_OK
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise CommandError(f"--as-of {text!r} is not an ISO 8601 timestamp") from exc
+    if moment.tzinfo is None:
+        raise CommandError(f"--as-of {text!r} needs a time zone, e.g. 2024-06-30T00:00:00+08:00")
+    return moment
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    ledger = _ledger(settings)
+    if args.learner_id:
+        reports = [ledger.verify_learner(args.learner_id)]
+    else:
+        from tqdm import tqdm
+
+        total = ledger.recorder.max_notification_id() or 0
+        with tqdm(total=total, unit="ev", desc="verify", disable=None) as bar:
+            reports = list(ledger.verify_all(on_page=bar.update))
+    broken = [r for r in reports if r.broken is not None]
+    links = sum(r.links_checked for r in reports)
+    for report in broken:
+        assert report.broken is not None
+        event = f" event {report.broken.event_id}" if report.broken.event_id else ""
+        print(f"BROKEN {report.label}: first broken link at version "
+              f"{report.broken.version}{event}: {report.broken.reason}")
+    if args.json:
+        print(json.dumps({"streams": len(reports), "links_verified": links,
+                          "broken": [_broken_json(r) for r in broken]}, indent=2))
+    print(f"verified {len(reports)} streams, {links} links intact, {len(broken)} broken",
+          file=sys.stderr if args.json else sys.stdout)
+    return EXIT_BROKEN if broken else EXIT_OK
+
+
+def _broken_json(report: Any) -> dict[str, Any]:
+    link = report.broken
+    return {"stream": report.label, "stream_id": str(report.stream_id), "version": link.version,
+            "event_id": str(link.event_id) if link.event_id else None, "reason": link.reason}
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.demo import write_demo
+
+    out = Path(args.out)
+    lines = write_demo(out, seed=args.seed, learners=args.learners)
+    print(f"wrote {lines} lines of a sample district to {out}")
+    if args.no_ingest:
+        return EXIT_OK
+    args.file, args.rejects, args.batch_size, args.channel = str(out), None, None, "demo"
+    status = cmd_ingest(args, settings)
+    # The demo holds deliberately bad lines; rejecting them is the expected outcome.
+    print("(the demo file holds a few deliberately bad lines: their rejections are expected)")
+    return EXIT_OK if status in (EXIT_OK, EXIT_REJECTED) else status
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """The main job on the configured store: load the demo district if empty, then report."""
+    ledger = _ledger(settings)
+    if not ledger.recorder.max_notification_id():
+        print(f"the store at {settings.database_url} is empty: loading the demo district")
+        args.out, args.seed, args.learners, args.no_ingest = "var/demo.jsonl", 20210104, 500, False
+        cmd_demo(args, settings)
+    total = ledger.recorder.max_notification_id()
+    print(f"\nstore {settings.database_url}: {total} recorded facts")
+    for period in ("2021-2025", "2025"):
+        print()
+        _print_balance(ledger.balance("L000001", DEFAULT_PACK, period))
+    print("\ntry: studyledger balance L000042 --policy cadre-regs-2023 --period 2024 --json")
+    print("     studyledger verify")
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.bench import run_ingest_bench
+
+    return run_ingest_bench(
+        postgres_url=args.postgres_url, repeats=args.repeats, learners=args.learners,
+        skip_postgres=args.sqlite_only,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="studyledger",
+        description="StudyLedger: an event-sourced learning record system. The store is "
+        "chosen by STUDYLEDGER_DATABASE_URL (default sqlite:///./var/studyledger.db).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="load the demo district if the store is empty, then report")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ingest", help="record the facts of a JSONL file, in batches")
+    p.add_argument("file", help="one JSON fact envelope per line")
+    p.add_argument("--rejects", help="where rejected lines go (default FILE.rejected.jsonl)")
+    p.add_argument("--batch-size", type=int, help="facts per transaction (default 1000)")
+    p.add_argument("--channel", default="cli", help="how the facts arrived, kept with each")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("balance", help="a learner's credit balance for a cycle or a year")
+    p.add_argument("learner_id")
+    p.add_argument("--policy", default=DEFAULT_PACK, choices=SHIPPED_PACKS)
+    p.add_argument("--period", required=True, help="a cycle (2021-2025) or a year (2023)")
+    p.add_argument("--as-of", help="only facts recorded by this time (ISO 8601 with zone)")
+    p.add_argument("--json", action="store_true", help="the balance answer as JSON")
+    p.set_defaults(func=cmd_balance)
+
+    p = sub.add_parser("verify", help="recompute hash chains; name the first broken link")
+    p.add_argument("learner_id", nargs="?", help="one learner (default: every stream)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("demo", help="generate a seeded sample district and ingest it")
+    p.add_argument("--out", default="var/demo.jsonl")
+    p.add_argument("--seed", type=int, default=20210104)
+    p.add_argument("--learners", type=int, default=500)
+    p.add_argument("--no-ingest", action="store_true", help="only write the file")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="measure ingest against a raw INSERT baseline")
+    p.add_argument("--postgres-url", help="PostgreSQL to measure (default: "
+                   "STUDYLEDGER_TEST_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/test)")
+    p.add_argument("--sqlite-only", action="store_true")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--learners", type=int, default=500)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        print(f"error: configuration: STUDYLEDGER_{str(first['loc'][0]).upper()}: "
+              f"{first['msg']}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return func(args, settings)
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except StudyLedgerError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except PersistenceError as exc:
+        print(f"error: the store failed: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away; that is not an error of ours.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("interrupted: every batch already committed stays recorded; "
+              "re-run to continue (already stored facts answer 'duplicate')", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

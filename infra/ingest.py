@@ -1,0 +1,173 @@
+"""Stream a JSONL file of fact envelopes into the ledger in batches.
+
+Each line ends as stored, duplicate or rejected (a conflict is a rejection). Rejected lines
+go to a side file with their line number, field and reason, so nothing vanishes. Each batch
+is one transaction: a crash loses at most the batch in flight, and re-running the same file
+stores only what is missing (the rest answers "duplicate").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from domain.application import StudyLedger
+from domain.facts import IncomingFact, parse_fact
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Rejection:
+    line: int
+    code: str
+    field: str | None
+    reason: str
+    raw: str
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"line": self.line, "code": self.code, "field": self.field, "reason": self.reason,
+             "raw": self.raw},
+            ensure_ascii=False,
+        )
+
+
+@dataclass
+class IngestReport:
+    lines: int = 0
+    stored: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    rejections_path: Path | None = None
+    first_rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.rejected == 0
+
+
+def describe_validation_error(error: ValidationError, fact_type: Any) -> tuple[str, str]:
+    """(field path, reason) for a pydantic error, with the union tag stripped from paths."""
+    problems = []
+    first_field = ""
+    for detail in error.errors():
+        loc = [str(part) for part in detail["loc"]]
+        if loc and loc[0] == fact_type:
+            loc = loc[1:]  # the discriminated union puts the tag first
+        if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = ["type"]
+        path = ".".join(loc) or "(envelope)"
+        first_field = first_field or path
+        problems.append(f"{path}: {detail['msg']}")
+    return first_field, "; ".join(problems)
+
+
+def parse_line(number: int, raw: str) -> IncomingFact | Rejection:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return Rejection(number, "malformed_json", None, f"malformed JSON: {exc}", raw)
+    if not isinstance(data, dict):
+        return Rejection(number, "malformed_json", None, "a line must hold one JSON object", raw)
+    try:
+        return parse_fact(data)
+    except ValidationError as exc:
+        field_path, reason = describe_validation_error(exc, data.get("type"))
+        return Rejection(number, "invalid_fact", field_path, reason, raw)
+
+
+class _RejectionSink:
+    """Writes rejections to the side file, opened only when the first one arrives."""
+
+    def __init__(self, path: Path, keep_first: int = 10) -> None:
+        self.path = path
+        self.keep_first = keep_first
+        self.first: list[Rejection] = []
+        self._file: IO[str] | None = None
+        if path.exists():
+            path.unlink()  # a stale file from an earlier run would mislead
+
+    def add(self, rejection: Rejection) -> None:
+        if self._file is None:
+            self._file = self.path.open("w", encoding="utf-8")
+        self._file.write(rejection.to_json() + "\n")
+        if len(self.first) < self.keep_first:
+            self.first.append(rejection)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def _numbered_lines(handle: IO[bytes], bar: tqdm[Any]) -> Iterator[tuple[int, str]]:
+    for number, raw_bytes in enumerate(handle, start=1):
+        bar.update(len(raw_bytes))
+        raw = raw_bytes.decode("utf-8", errors="replace").strip()
+        if raw:
+            yield number, raw
+
+
+def ingest_file(
+    ledger: StudyLedger,
+    path: Path,
+    *,
+    rejections_path: Path | None = None,
+    batch_size: int = 1000,
+    channel: str = "cli",
+    clock: Clock = utc_now,
+    show_progress: bool | None = None,
+) -> IngestReport:
+    """Ingest a JSONL file; `show_progress=None` shows a bar only on a terminal."""
+    rejections_path = rejections_path or path.with_name(path.name + ".rejected.jsonl")
+    sink = _RejectionSink(rejections_path)
+    report = IngestReport(rejections_path=rejections_path)
+    batch: list[tuple[int, str, IncomingFact]] = []
+
+    def flush() -> None:
+        results = ledger.record_facts([item[2] for item in batch], now=clock(), channel=channel)
+        for (number, raw, _), result in zip(batch, results, strict=True):
+            if result.status in ("stored", "duplicate"):
+                setattr(report, result.status, getattr(report, result.status) + 1)
+                continue
+            report.rejected += 1
+            error = result.error
+            assert error is not None
+            sink.add(Rejection(number, error.code, error.field, error.message, raw))
+        batch.clear()
+
+    bar_options: dict[str, Any] = {"unit": "B", "unit_scale": True, "desc": path.name}
+    disable = None if show_progress is None else not show_progress  # None: off unless a TTY
+    with path.open("rb") as handle, tqdm(
+        total=path.stat().st_size, disable=disable, **bar_options
+    ) as bar:
+        try:
+            for number, raw in _numbered_lines(handle, bar):
+                report.lines += 1
+                parsed = parse_line(number, raw)
+                if isinstance(parsed, Rejection):
+                    report.rejected += 1
+                    sink.add(parsed)
+                    continue
+                batch.append((number, raw, parsed))
+                if len(batch) >= batch_size:
+                    flush()
+            if batch:
+                flush()
+        finally:
+            sink.close()
+    report.first_rejections = sink.first
+    if report.rejected == 0:
+        report.rejections_path = None
+    return report
