@@ -123,10 +123,27 @@ class PostgresFactKeyRecorder(PostgresApplicationRecorder):
         # sorted so two writers claiming overlapping keys lock them in the same order.
         if fact_keys:
             keys = sorted(fact_keys, key=lambda k: k.event_id)
-            curs.execute(self._insert_keys, (
-                [k.event_id for k in keys], [k.originator_id for k in keys],
-                [k.originator_version for k in keys], [k.digest for k in keys],
-            ))
+            # The library runs this in pipeline mode; sync at once so a key another writer
+            # claimed surfaces here as IntegrityError (which the application retries)
+            # instead of later as an opaque "pipeline aborted".
+            with curs.connection.pipeline() as pipeline:
+                curs.execute(self._insert_keys, (
+                    [k.event_id for k in keys], [k.originator_id for k in keys],
+                    [k.originator_version for k in keys], [k.digest for k in keys],
+                ))
+                pipeline.sync()
+
+    def create_table(self) -> None:
+        # Several processes (API workers, consumers) may start at once on an empty schema;
+        # the library's DDL is not safe to run concurrently ("tuple concurrently updated"),
+        # so serialise it with an advisory lock held by a session of its own.
+        lock_name = f"studyledger-ddl:{self.datastore.schema}.{self.events_table_name}"
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_name,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_name,))
 
     def find_fact_keys(self, event_ids: Sequence[UUID]) -> dict[UUID, FactKey]:
         if not event_ids:
