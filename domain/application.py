@@ -7,6 +7,7 @@ The persistence module is chosen by the environment the composition root passes 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ class StudyLedger(Application[UUID]):
 
     def get_existing(self, cls: type[A], aggregate_id: UUID) -> A | None:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: ChainedAggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
         if not isinstance(aggregate, cls):
@@ -125,10 +126,8 @@ class StudyLedger(Application[UUID]):
         cache = self.repository.cache
         if cache is not None:
             for aggregate_id in aggregate_ids:
-                try:
+                with contextlib.suppress(KeyError):
                     cache.get(aggregate_id, evict=True)
-                except KeyError:
-                    pass
 
     # -- reading ---------------------------------------------------------------------
 

@@ -290,8 +290,8 @@ OrgFact = OrgRegistered | OrgBoardPublished
 Fact = Annotated[LearnerFact | OrgFact, Field(discriminator="type")]
 
 FACT_TYPES: tuple[str, ...] = tuple(
-    cls.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
-    for cls in (*LearnerFact.__args__, *OrgFact.__args__)  # type: ignore[attr-defined]
+    cls.model_fields["type"].annotation.__args__[0]
+    for cls in (*LearnerFact.__args__, *OrgFact.__args__)
 )
 ORG_FACT_TYPES = frozenset({"org.registered", "org.board_published"})
 

@@ -107,16 +107,17 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
             reports = list(ledger.verify_all(on_page=bar.update))
     broken = [r for r in reports if r.broken is not None]
     links = sum(r.links_checked for r in reports)
+    human = sys.stderr if args.json else sys.stdout  # with --json, stdout is JSON alone
     for report in broken:
         assert report.broken is not None
         event = f" event {report.broken.event_id}" if report.broken.event_id else ""
         print(f"BROKEN {report.label}: first broken link at version "
-              f"{report.broken.version}{event}: {report.broken.reason}")
+              f"{report.broken.version}{event}: {report.broken.reason}", file=human)
     if args.json:
         print(json.dumps({"streams": len(reports), "links_verified": links,
                           "broken": [_broken_json(r) for r in broken]}, indent=2))
     print(f"verified {len(reports)} streams, {links} links intact, {len(broken)} broken",
-          file=sys.stderr if args.json else sys.stdout)
+          file=human)
     return EXIT_BROKEN if broken else EXIT_OK
 
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from domain.policy.pack import PolicyPack
+from domain.policy.pack import PolicyPack, TableRule
 
 
 @dataclass(frozen=True)
@@ -119,12 +119,13 @@ class _LineCalculator:
         return self.line(fact, rule.category, Decimal(p["approved_hours"]) * rule.credit_per_hour)
 
     def _achievement_recorded(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
-        rule = self.rules.achievement_recorded
-        return self.line(fact, rule.category, rule.credits.get(p["level"], Decimal(0))) if rule else []
+        return self._by_table(fact, self.rules.achievement_recorded, p["level"])
 
     def _award_granted(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
-        rule = self.rules.award_granted
-        return self.line(fact, rule.category, rule.credits.get(p["level"], Decimal(0))) if rule else []
+        return self._by_table(fact, self.rules.award_granted, p["level"])
+
+    def _by_table(self, fact: RecordedFact, rule: TableRule | None, key: str) -> list[CreditLine]:
+        return self.line(fact, rule.category, rule.credits.get(key, Decimal(0))) if rule else []
 
     def _penalty_recorded(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
         rule = self.rules.penalty_recorded
@@ -154,16 +155,17 @@ class _LineCalculator:
                 rule = self.rules.course_completed
                 lines += self.line(fact, rule.category, Decimal(fact.payload["course_hours"]))
             elif kind == "exam" and self.rules.exam_passed:
-                lines += self.line(fact, self.rules.exam_passed.category, self.rules.exam_passed.credit)
+                exam_rule = self.rules.exam_passed
+                lines += self.line(fact, exam_rule.category, exam_rule.credit)
         return lines
 
     def _once_only_key(self, fact: RecordedFact) -> tuple[str, str] | None:
         p = fact.payload
         course_rule = self.rules.course_completed
         if fact.type == "study_session.recorded" and course_rule is not None:
-            if Decimal(p["progress"]) >= course_rule.progress_threshold:
-                return ("course", p["course_id"])
-        elif fact.type == "exam.graded" and self.rules.exam_passed is not None:
-            if Decimal(p["score"]) >= Decimal(p["pass_score"]):
-                return ("exam", p["exam_id"])
+            reached = Decimal(p["progress"]) >= course_rule.progress_threshold
+            return ("course", p["course_id"]) if reached else None
+        if fact.type == "exam.graded" and self.rules.exam_passed is not None:
+            passed = Decimal(p["score"]) >= Decimal(p["pass_score"])
+            return ("exam", p["exam_id"]) if passed else None
         return None

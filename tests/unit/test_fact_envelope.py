@@ -31,7 +31,7 @@ def test_identities_follow_the_published_namespace():
     assert fact_event_id("cela-online", "exam-881-att-2") == uuid5(NS, "cela-online:exam-881-att-2")
     assert learner_archive_id("L000123") == uuid5(NS, "learner:L000123")
     assert org_unit_id("500104") == uuid5(NS, "org:500104")
-    assert NS == UUID("6f1c2a8e-5b0d-4c47-9a51-2f8e3c9d7b10")
+    assert UUID("6f1c2a8e-5b0d-4c47-9a51-2f8e3c9d7b10") == NS
 
 
 def test_same_fact_in_other_spellings_has_the_same_digest():
