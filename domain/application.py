@@ -50,11 +50,14 @@ class FactKey:
 
 
 class FactIndex(Protocol):
-    """Implemented by the recorder: the fact keys stored with the events, same transaction."""
+    """Set-at-a-time lookups the batched write path needs; implemented by the recorder,
+    which stores the fact keys in the same transaction as the events."""
 
     def find_fact_keys(self, event_ids: Sequence[UUID]) -> dict[UUID, FactKey]: ...
 
     def positions_of(self, keys: Sequence[FactKey]) -> dict[UUID, int]: ...
+
+    def current_versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]: ...
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,7 @@ class _BatchWriter:
             raise
 
     def _write(self) -> list[RecordResult]:
+        self._refresh_stale_cache()
         known = self.app.fact_index.find_fact_keys([f.event_id for f in self.facts])
         results: list[RecordResult | None] = [None] * len(self.facts)
         accepted: dict[UUID, IncomingFact] = {}
@@ -275,6 +279,23 @@ class _BatchWriter:
             r.domain_event.event_id: r.notification.id  # type: ignore[attr-defined]
             for r in recordings
         }
+
+    def _refresh_stale_cache(self) -> None:
+        """Evict cached aggregates another process has written to since we cached them.
+
+        One query per batch instead of one fast-forward per aggregate. A write that lands
+        after this check is still caught: the save then fails on the version and is retried.
+        """
+        cache = self.app.repository.cache
+        if cache is None:
+            return
+        cached: dict[UUID, ChainedAggregate] = {}
+        for aggregate_id in _streams_referenced(self.facts):
+            with contextlib.suppress(KeyError):
+                cached[aggregate_id] = cache.get(aggregate_id)
+        if cached:
+            versions = self.app.fact_index.current_versions(list(cached))
+            self.app.forget([i for i, a in cached.items() if versions.get(i) != a.version])
 
     def _get(self, cls: type[A], aggregate_id: UUID) -> A | None:
         if aggregate_id not in self.touched:
@@ -327,6 +348,20 @@ class _BatchWriter:
             )
         archive.record(incoming, self.channel)
         return archive
+
+
+def _streams_referenced(facts: Sequence[IncomingFact]) -> set[UUID]:
+    """Every aggregate a batch may read: the learners and the orgs its facts name."""
+    streams: set[UUID] = set()
+    for incoming in facts:
+        learner_id = incoming.canonical["learner_id"]
+        if learner_id is not None:
+            streams.add(LearnerArchive.id_for(learner_id))
+        payload = incoming.canonical["payload"]
+        for key in ("org_id", "parent_id"):
+            if isinstance(payload.get(key), str):
+                streams.add(OrgUnit.id_for(payload[key]))
+    return streams
 
 
 def _repeat_result(incoming: IncomingFact, earlier_digest: str) -> RecordResult:

@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.chain import GENESIS_HASH, link_hash
+from domain.chain import GENESIS_HASH, link_hash_of_text
 from domain.errors import (
     AlreadyReviewedError,
     AlreadySubmittedError,
@@ -80,7 +80,7 @@ class ChainedAggregate(Aggregate):
             event_id=incoming.event_id,
             fact=incoming.canonical,
             prev_hash=GENESIS_HASH,
-            hash=link_hash(GENESIS_HASH, incoming.canonical),
+            hash=link_hash_of_text(GENESIS_HASH, incoming.canonical_text),
             channel=channel,
         )
 
@@ -90,7 +90,7 @@ class ChainedAggregate(Aggregate):
             event_id=incoming.event_id,
             fact=incoming.canonical,
             prev_hash=self.last_hash,
-            hash=link_hash(self.last_hash, incoming.canonical),
+            hash=link_hash_of_text(self.last_hash, incoming.canonical_text),
             channel=channel,
         )
 

@@ -18,7 +18,12 @@ GENESIS_HASH = "0" * 64
 
 
 def link_hash(prev_hash: str, fact: dict[str, Any]) -> str:
-    return hashlib.sha256((prev_hash + canonical_json(fact)).encode()).hexdigest()
+    return link_hash_of_text(prev_hash, canonical_json(fact))
+
+
+def link_hash_of_text(prev_hash: str, canonical_text: str) -> str:
+    """link_hash for a fact whose canonical JSON is already at hand."""
+    return hashlib.sha256((prev_hash + canonical_text).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

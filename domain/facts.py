@@ -314,6 +314,7 @@ class IncomingFact:
     envelope: LearnerFact | OrgFact
     event_id: UUID
     canonical: dict[str, Any]
+    canonical_text: str  # canonical_json(canonical), kept: it is hashed twice
     digest: str
 
     @property
@@ -332,12 +333,13 @@ def prepare(envelope: LearnerFact | OrgFact) -> IncomingFact:
         "actor": envelope.actor,
         "payload": envelope.payload.model_dump(mode="json"),
     }
-    digest = hashlib.sha256(canonical_json(canonical).encode()).hexdigest()
+    canonical_text = canonical_json(canonical)
     return IncomingFact(
         envelope=envelope,
         event_id=fact_event_id(envelope.source, envelope.external_id),
         canonical=canonical,
-        digest=digest,
+        canonical_text=canonical_text,
+        digest=hashlib.sha256(canonical_text.encode()).hexdigest(),
     )
 
 

@@ -12,10 +12,10 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
     """The eventsourcing library's environment for the configured store."""
     env = {
         "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
-        # Fast-forward cached archives from the store, so writes by other processes
-        # (API workers, Kafka consumers) are seen; no deep copies, the write lock and
-        # eviction on failure keep the cache clean.
-        "AGGREGATE_CACHE_FASTFORWARD": "y",
+        # No per-aggregate fast-forward: the write path checks the whole batch's cached
+        # archives against the store in one query and evicts stale ones. No deep copies:
+        # the write lock and eviction on failure keep the cache clean.
+        "AGGREGATE_CACHE_FASTFORWARD": "n",
         "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
     }
     if settings.is_sqlite:

@@ -73,6 +73,19 @@ class SQLiteFactKeyRecorder(SQLiteApplicationRecorder):
                     found[key.event_id] = key
         return found
 
+    def current_versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
+        versions: dict[UUID, int] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for chunk in _chunks(list(stream_ids)):
+                c.execute(
+                    f"SELECT originator_id, MAX(originator_version) FROM {self.events_table_name} "
+                    f"WHERE originator_id IN ({','.join('?' * len(chunk))}) "
+                    "GROUP BY originator_id",
+                    [stream_id.hex for stream_id in chunk],
+                )
+                versions.update((UUID(row[0]), row[1]) for row in c.fetchall())
+        return versions
+
     def positions_of(self, keys: Sequence[FactKey]) -> dict[UUID, int]:
         positions: dict[UUID, int] = {}
         with self.datastore.transaction(commit=False) as c:
@@ -107,6 +120,12 @@ class PostgresFactKeyRecorder(PostgresApplicationRecorder):
             "INSERT INTO {} SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[], %s::text[])"
         ).format(table)
         self._select_keys = SQL("SELECT * FROM {} WHERE event_id = ANY(%s)").format(table)
+        self._select_versions = SQL(
+            "SELECT originator_id, MAX(originator_version) AS version FROM {} "
+            "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+        ).format(SQL("{}.{}").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        ))
         self._select_positions = SQL(
             "SELECT e.originator_id, e.originator_version, e.notification_id FROM {} e "
             "JOIN unnest(%s::uuid[], %s::bigint[]) AS k(oid, ver) "
@@ -157,6 +176,13 @@ class PostgresFactKeyRecorder(PostgresApplicationRecorder):
                 )
                 for row in curs.fetchall()
             }
+
+    def current_versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]:
+        if not stream_ids:
+            return {}
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_versions, (list(stream_ids),))
+            return {row["originator_id"]: row["version"] for row in curs.fetchall()}
 
     def positions_of(self, keys: Sequence[FactKey]) -> dict[UUID, int]:
         if not keys:

@@ -238,3 +238,13 @@ def test_two_writers_racing_on_the_same_facts_store_each_once(store_settings):
     assert len(seed.facts_of("L1")) == 201  # the registration and the 200 sessions
     seed.close()
 
+
+
+def test_writer_sees_what_another_process_recorded_since_it_cached_the_archive(store_settings):
+    first, second = build_ledger(store_settings), build_ledger(store_settings)
+    record(first, ORG, LEARNER, session_fact("warm-cache"))  # first now caches L1
+    assert statuses(record(second, _submission())) == ["stored"]
+    assert statuses(record(first, _review())) == ["stored"]  # not "not_submitted"
+    assert len(first.facts_of("L1")) == 4
+    first.close()
+    second.close()
