@@ -120,6 +120,16 @@ class PostgresFactKeyRecorder(PostgresApplicationRecorder):
             "INSERT INTO {} SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[], %s::text[])"
         ).format(table)
         self._select_keys = SQL("SELECT * FROM {} WHERE event_id = ANY(%s)").format(table)
+        # The library sends events as one array of a composite type in text format, which
+        # psycopg escapes byte by byte (a third of the insert time, profiled). Four typed
+        # arrays as binary parameters carry the same rows without escaping.
+        self._insert_events_binary = SQL(
+            "INSERT INTO {} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(SQL("{}.{}").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        ))
         self._select_versions = SQL(
             "SELECT originator_id, MAX(originator_version) AS version FROM {} "
             "WHERE originator_id = ANY(%s) GROUP BY originator_id"
@@ -151,6 +161,18 @@ class PostgresFactKeyRecorder(PostgresApplicationRecorder):
                     [k.originator_version for k in keys], [k.digest for k in keys],
                 ))
                 pipeline.sync()
+
+    def _insert_stored_events(
+        self, curs: Any, stored_events: Sequence[Any], **kwargs: Any
+    ) -> None:
+        self._lock_table(curs)  # as the library does: commit order = notification order
+        self._notify_channel(curs)
+        curs.execute(self._insert_events_binary, (
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        ))
 
     def create_table(self) -> None:
         # Several processes (API workers, consumers) may start at once on an empty schema;
