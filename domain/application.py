@@ -292,7 +292,9 @@ class _BatchWriter:
         cached: dict[UUID, ChainedAggregate] = {}
         for aggregate_id in _streams_referenced(self.facts):
             with contextlib.suppress(KeyError):
-                cached[aggregate_id] = cache.get(aggregate_id)
+                aggregate = cache.get(aggregate_id)
+                if isinstance(aggregate, ChainedAggregate):
+                    cached[aggregate_id] = aggregate
         if cached:
             versions = self.app.fact_index.current_versions(list(cached))
             self.app.forget([i for i, a in cached.items() if versions.get(i) != a.version])
