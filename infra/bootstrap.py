@@ -5,7 +5,9 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 from domain.application import StudyLedger
+from infra.projector import Projector
 from infra.settings import Settings, ensure_parent_dir, sqlite_path
+from infra.view_store import ViewStore
 
 
 def eventsourcing_env(settings: Settings) -> dict[str, str]:
@@ -43,3 +45,12 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
 
 def build_ledger(settings: Settings | None = None) -> StudyLedger:
     return StudyLedger(env=eventsourcing_env(settings or Settings()))
+
+
+def build_views(settings: Settings | None = None) -> ViewStore:
+    return ViewStore(settings or Settings())
+
+
+def build_projector(settings: Settings, ledger: StudyLedger | None = None) -> Projector:
+    return Projector(ledger or build_ledger(settings), build_views(settings),
+                     batch_size=settings.projection_batch_size)

@@ -159,6 +159,79 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from infra.bootstrap import build_projector
+
+    projector = build_projector(settings, _ledger(settings))
+    if args.once:
+        applied = projector.run_once()
+        print(f"projected {applied} facts; views at position {projector.views.position()}")
+        return EXIT_OK
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())  # finish the batch in hand, then exit
+    print(f"projecting {settings.database_url} (lag {projector.lag()}); Ctrl-C to stop",
+          flush=True)
+    projector.run_forever(stop, poll_seconds=args.poll,
+                          progress=lambda n: print(f"applied {n} facts, position "
+                                                   f"{projector.views.position()}", flush=True))
+    print(f"stopped at position {projector.views.position()}")
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from infra.bootstrap import build_projector
+
+    projector = build_projector(settings, _ledger(settings))
+    total = projector.ledger.recorder.max_notification_id() or 0
+    with tqdm(total=total, unit="ev", desc="replay", disable=None) as bar:
+        applied = projector.replay(progress=bar.update)
+    print(f"rebuilt every view from {applied} facts; position {projector.views.position()}")
+    return EXIT_OK
+
+
+def _queries(settings: Settings) -> Any:
+    from infra.bootstrap import build_views
+    from infra.view_queries import ViewQueries
+
+    return ViewQueries(build_views(settings))
+
+
+def cmd_board(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        answer = _queries(settings).board(args.policy, args.period, org=args.org,
+                                          limit=args.limit, cursor=args.cursor,
+                                          anonymous=args.anonymous)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    if args.json:
+        print(answer.model_dump_json(indent=2, exclude_none=args.anonymous))
+        return EXIT_OK
+    print(f"{answer.policy.id} v{answer.policy.version} {answer.period} "
+          f"board of {answer.org or 'all orgs'}")
+    for entry in answer.entries:
+        who = entry.learner_id or ""
+        print(f"  {entry.rank:>5}  {entry.score:>8.2f}  {entry.name:<6} {who:<10} {entry.org_id}")
+    if answer.next_cursor:
+        print(f"next page: --cursor {answer.next_cursor}")
+    return EXIT_OK
+
+
+def cmd_rank(args: argparse.Namespace, settings: Settings) -> int:
+    answer = _queries(settings).rank(args.policy, args.period, args.learner_id, org=args.org)
+    if args.json:
+        print(json.dumps(answer, indent=2, ensure_ascii=False))
+    else:
+        print(f"{answer['learner_id']}: rank {answer['rank']} of {answer['of']}, "
+              f"score {answer['score']} ({args.policy} {args.period})")
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from infra.bench import run_ingest_bench
 
@@ -198,6 +271,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("learner_id", nargs="?", help="one learner (default: every stream)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("project", help="keep the read views current (polls the log)")
+    p.add_argument("--once", action="store_true", help="stop when caught up")
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between polls when idle")
+    p.set_defaults(func=cmd_project)
+
+    p = sub.add_parser("replay", help="rebuild every read view from position zero")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("board", help="a ranking board (run `project` first)")
+    p.add_argument("policy", choices=SHIPPED_PACKS)
+    p.add_argument("period", help="a cycle, e.g. 2021-2025")
+    p.add_argument("--org", help="the org whose subtree is ranked (default: every org)")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--cursor", help="next_cursor of the previous page")
+    p.add_argument("--anonymous", action="store_true", help="as the public sees it")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_board)
+
+    p = sub.add_parser("rank", help="one learner's rank and score on a board")
+    p.add_argument("policy", choices=SHIPPED_PACKS)
+    p.add_argument("period")
+    p.add_argument("learner_id")
+    p.add_argument("--org")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_rank)
 
     p = sub.add_parser("demo", help="generate a seeded sample district and ingest it")
     p.add_argument("--out", default="var/demo.jsonl")

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=1000, ge=1, le=10_000)
     # Learner archives kept in memory between batches (each a few tens of KB).
     aggregate_cache_size: int = Field(default=5000, ge=0)
+    # Facts per projection transaction: large batches catch up much faster (each batch
+    # recomputes the learners it touches); small ones make each write visible sooner.
+    projection_batch_size: int = Field(default=20_000, ge=1, le=1_000_000)
     kafka_bootstrap: str | None = None
 
     @field_validator("database_url")

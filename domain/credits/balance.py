@@ -215,7 +215,14 @@ def compute_balance(
     if as_of is not None:
         facts = [f for f in facts if f.recorded_at is None or f.recorded_at <= as_of]
     learner_id, rank = learner_rank(facts)
-    ledger = Ledger(pack, credit_lines(pack, facts))
+    return answer_from_ledger(Ledger(pack, credit_lines(pack, facts)), learner_id, rank, period)
+
+
+def answer_from_ledger(
+    ledger: Ledger, learner_id: str, rank: str | None, period: Period
+) -> BalanceAnswer:
+    """The balance answer for one period of lines already computed (one pass per pack)."""
+    pack = ledger.pack
     requirements, promotion = requirement_results(ledger, period, rank)
     return BalanceAnswer(
         learner_id=learner_id,

@@ -1,0 +1,151 @@
+"""The projection runner: polls the notification log and keeps the read tables current.
+
+SQLite has no push subscriptions, so the runner polls (on PostgreSQL too: one code path).
+For each batch it recomputes the rows of every learner the batch touched from that
+learner's facts up to the batch, and writes them with the batch's last position in one
+transaction. Restarting resumes after the last committed batch; nothing is counted twice
+because rows are recomputed, not incremented.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+
+from domain.application import StudyLedger
+from domain.credits.lines import RecordedFact
+from infra.view_store import ViewBatch, ViewStore
+from projections.learner_views import LearnerRow, OrgRow, apply_org_fact, learner_views
+
+Progress = Callable[[int], None]
+
+
+class _FactCache:
+    """Recent learners' facts in stream order, so a batch need not re-read whole streams."""
+
+    def __init__(self, max_learners: int) -> None:
+        self.max_learners = max_learners
+        self._facts: OrderedDict[UUID, list[RecordedFact]] = OrderedDict()
+
+    def get(self, stream_id: UUID) -> list[RecordedFact] | None:
+        facts = self._facts.get(stream_id)
+        if facts is not None:
+            self._facts.move_to_end(stream_id)
+        return facts
+
+    def put(self, stream_id: UUID, facts: list[RecordedFact]) -> None:
+        self._facts[stream_id] = facts
+        self._facts.move_to_end(stream_id)
+        while len(self._facts) > self.max_learners:
+            self._facts.popitem(last=False)
+
+    def clear(self) -> None:
+        self._facts.clear()
+
+
+class Projector:
+    # Each batch recomputes every learner it touches, so catching up in large batches costs
+    # far less (measured on the demo: 2,000 -> 1.3k ev/s, 50,000 -> 10k ev/s).
+    def __init__(self, ledger: StudyLedger, views: ViewStore, *, batch_size: int = 20_000,
+                 cached_learners: int = 20_000) -> None:
+        self.ledger = ledger
+        self.views = views
+        self.batch_size = batch_size
+        self.cache = _FactCache(cached_learners)
+        self.orgs: dict[str, OrgRow] = {}
+
+    def lag(self) -> int:
+        """Recorded facts the views have not caught up with."""
+        return (self.ledger.recorder.max_notification_id() or 0) - self.views.position()
+
+    def run_once(self, progress: Progress | None = None) -> int:
+        """Apply every recorded fact not yet projected; returns how many were applied."""
+        applied = 0
+        while True:
+            start = self.views.position() + 1
+            page = self.ledger.recorder.select_notifications(start=start, limit=self.batch_size)
+            if not page:
+                return applied
+            self._apply(page)
+            applied += len(page)
+            if progress is not None:
+                progress(len(page))
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float = 0.5,
+                    progress: Progress | None = None) -> None:
+        while not stop.is_set():
+            if self.run_once(progress) == 0:
+                stop.wait(poll_seconds)
+
+    def replay(self, progress: Progress | None = None) -> int:
+        """Rebuild every view from position zero."""
+        self.views.reset()
+        self.cache.clear()
+        self.orgs.clear()
+        return self.run_once(progress)
+
+    def _apply(self, page: Sequence[Notification]) -> None:
+        by_stream: dict[UUID, list[tuple[int, Any]]] = {}
+        for notification in page:
+            event: Any = self.ledger.mapper.to_domain_event(notification)
+            stream_id = UUID(str(notification.originator_id))
+            by_stream.setdefault(stream_id, []).append((notification.originator_version, event))
+        learners: list[LearnerRow] = []
+        balances = []
+        orgs: dict[str, OrgRow] = {}
+        for stream_id, events in by_stream.items():
+            if events[0][1].fact["learner_id"] is None:
+                for _, event in events:
+                    org = self._org_row(RecordedFact(event.event_id, event.fact, event.timestamp))
+                    orgs[org.org_id] = org
+                continue
+            views = learner_views(self._facts_through(stream_id, events))
+            learners.append(views.learner)
+            balances.extend(views.balances)
+        self.views.write(ViewBatch(page[-1].id, learners, balances, list(orgs.values())))
+
+    def _org_row(self, fact: RecordedFact) -> OrgRow:
+        org_id = str(fact.payload["org_id"])
+        current = self.orgs.get(org_id) or self._stored_org(org_id)
+        self.orgs[org_id] = apply_org_fact(current, fact)
+        return self.orgs[org_id]
+
+    def _stored_org(self, org_id: str) -> OrgRow | None:
+        rows = self.views.query(
+            "SELECT org_id, name, parent_id, board_published FROM v_orgs WHERE org_id = ?",
+            (org_id,))
+        if not rows:
+            return None
+        published = rows[0][3]
+        return OrgRow(rows[0][0], rows[0][1], rows[0][2],
+                      None if published is None else bool(published))
+
+    def _facts_through(self, stream_id: UUID, events: list[tuple[int, Any]]) -> list[RecordedFact]:
+        """The learner's facts up to the last of `events`, from the cache or the store."""
+        first_version, last_version = events[0][0], events[-1][0]
+        cached = self.cache.get(stream_id)
+        new = [RecordedFact(e.event_id, e.fact, e.timestamp) for _, e in events]
+        if first_version == 1:
+            facts = new  # the stream starts in this batch: nothing earlier to read
+        elif cached is not None and len(cached) == first_version - 1:
+            facts = cached + new
+        else:
+            stored = self.ledger.events.get(stream_id, lte=last_version)
+            facts = [RecordedFact(e.event_id, e.fact, e.timestamp)  # type: ignore[attr-defined]
+                     for e in stored]
+        self.cache.put(stream_id, facts)
+        return facts
+
+
+def wait_until_caught_up(projector: Projector, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while projector.lag() > 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"projections still {projector.lag()} facts behind")
+        time.sleep(0.05)

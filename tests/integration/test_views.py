@@ -1,0 +1,133 @@
+"""The read views on each backend: boards, ranks and stored balances equal the calculus."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from domain.errors import OrgNotRegisteredError, PolicyError
+from infra.bootstrap import build_projector
+from infra.view_queries import ViewQueries
+from tests.factories import REGISTRATION, incoming
+
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+POLICY, CYCLE = "dadukou-double-100", "2021-2025"
+
+
+def org(org_id, parent=None):
+    return incoming("org.registered", {"org_id": org_id, "name": f"单位{org_id}",
+                                       "parent_id": parent}, learner_id=None)
+
+
+def publish(org_id, published):
+    return incoming("org.board_published", {"org_id": org_id, "published": published},
+                    learner_id=None)
+
+
+def learner(learner_id, org_id, name="张三明"):
+    return incoming("learner.registered", REGISTRATION | {"org_id": org_id, "name": name},
+                    learner_id=learner_id, at="2021-01-04T09:00:00+08:00")
+
+
+def training(learner_id, hours, external_id=None):
+    return incoming("training.attended", {"program_id": "P", "kind": "thematic",
+                                          "hours": hours, "leave_hours": 0},
+                    learner_id=learner_id, at="2022-05-01T10:00:00+08:00",
+                    external_id=external_id)
+
+
+@pytest.fixture
+def district(ledger, store_settings):
+    """R -> A -> A1, R -> B. Scores: L1 30, L2 20, L3 20, L5 10, L4 nothing."""
+    facts = [org("R"), org("A", "R"), org("A1", "A"), org("B", "R"), publish("A", True),
+             learner("L1", "A"), learner("L2", "A1", "欧阳明华"), learner("L3", "B"),
+             learner("L4", "A1"), learner("L5", "A"),
+             training("L1", 120, "t-L1"), training("L2", 80), training("L3", 80),
+             training("L5", 40)]
+    results = ledger.record_facts(facts, now=NOW, channel="t")
+    assert {r.status for r in results} == {"stored"}
+    projector = build_projector(store_settings, ledger)
+    projector.run_once()
+    yield ledger, projector, ViewQueries(projector.views)
+    projector.views.close()
+
+
+def ranked(answer):
+    body = answer.model_dump(mode="json")
+    return [(e["rank"], e["learner_id"], e["score"]) for e in body["entries"]]
+
+
+def test_board_ranks_the_whole_subtree_with_shared_ranks_and_zero_scores(district):
+    _, _, queries = district
+    assert ranked(queries.board(POLICY, CYCLE, org="R")) == [
+        (1, "L1", "30.00"), (2, "L2", "20.00"), (2, "L3", "20.00"), (4, "L5", "10.00"),
+        (5, "L4", "0.00")]
+
+
+def test_org_board_holds_only_its_subtree(district):
+    _, _, queries = district
+    assert [e.learner_id for e in queries.board(POLICY, CYCLE, org="A").entries] == [
+        "L1", "L2", "L5", "L4"]
+
+
+def test_paging_with_cursors_walks_the_same_board(district):
+    _, _, queries = district
+    whole = ranked(queries.board(POLICY, CYCLE, org="R"))
+    walked, cursor = [], None
+    while True:
+        page = queries.board(POLICY, CYCLE, org="R", limit=2, cursor=cursor)
+        walked += ranked(page)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert walked == whole
+
+
+def test_anonymous_board_has_masked_names_and_no_learner_ids(district):
+    _, _, queries = district
+    entries = queries.board(POLICY, CYCLE, org="A", anonymous=True).entries
+    assert {e.learner_id for e in entries} == {None}
+    assert [e.name for e in entries][:2] == ["张*明", "欧**华"]
+
+
+def test_rank_of_one_learner(district):
+    _, _, queries = district
+    assert {k: v for k, v in queries.rank(POLICY, CYCLE, "L3", org="R").items()
+            if k in ("rank", "score", "of")} == {"rank": 2, "score": "20.00", "of": 5}
+
+
+def test_boards_are_public_by_the_nearest_explicit_choice(district):
+    _, _, queries = district
+    assert [queries.board_is_public(o) for o in ("R", "A", "A1", "B")] == [
+        False, True, True, False]
+
+
+def test_stored_balances_equal_the_calculus(district):
+    ledger, _, queries = district
+    for learner_id in ("L1", "L2", "L3", "L4", "L5"):
+        for policy in ("dadukou-double-100", "cadre-regs-2023"):
+            for period in (CYCLE, "2021", "2022"):
+                assert queries.stored_balance(learner_id, policy, period) == ledger.balance(
+                    learner_id, policy, period)
+
+
+def test_later_facts_move_the_board_after_projection(district):
+    ledger, projector, queries = district
+    void = incoming("record.voided", {"target_event_id": str(training("L1", 120, "t-L1")
+                                                             .event_id), "reason": "代学"},
+                    learner_id="L1")
+    transfer = incoming("learner.transferred", {"org_id": "A"}, learner_id="L3")
+    ledger.record_facts([void, transfer], now=NOW, channel="t")
+    projector.run_once()
+    assert ranked(queries.board(POLICY, CYCLE, org="A")) == [
+        (1, "L2", "20.00"), (1, "L3", "20.00"), (3, "L5", "10.00"), (4, "L1", "0.00"),
+        (4, "L4", "0.00")]
+
+
+def test_board_of_a_year_or_an_unknown_org_is_refused(district):
+    _, _, queries = district
+    with pytest.raises(PolicyError, match="year"):
+        queries.board(POLICY, "2022")
+    with pytest.raises(OrgNotRegisteredError):
+        queries.board(POLICY, CYCLE, org="nowhere")
