@@ -232,6 +232,52 @@ def cmd_rank(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_compliance(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.bootstrap import build_views
+    from infra.view_queries import compliance
+
+    answer = compliance(build_views(settings), _ledger(settings), args.org, args.policy,
+                        args.period)
+    if args.json:
+        print(json.dumps(answer, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(f"{args.org} {args.policy} {args.period}: {len(answer['short'])} of "
+          f"{answer['learners_in_scope']} learners short")
+    for item in answer["short"]:
+        gaps = ", ".join(f"{s['name']} {s['shortfall']}" for s in item["shortfalls"])
+        print(f"  {item['learner_id']}  {item['name']:<6} {item['org_id']:<12} short: {gaps}")
+    return EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.bootstrap import build_views
+    from infra.view_queries import org_statistics
+
+    answer = org_statistics(build_views(settings), args.org, args.policy, args.year)
+    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.view_queries import history
+
+    as_of = _parse_time(args.as_of) if args.as_of else None
+    page = history(_ledger(settings), args.learner_id, as_of=as_of, limit=args.limit,
+                   cursor=args.cursor)
+    if args.json:
+        print(page.model_dump_json(indent=2))
+        return EXIT_OK
+    for entry in page.entries:
+        effects = "; ".join(f"{e.policy}:{e.category} {e.amount:+.2f} {e.year} ({e.status})"
+                            for e in entry.effects)
+        voided = f" VOIDED by {entry.voided_by}" if entry.voided_by else ""
+        print(f"{entry.version:>4} {entry.envelope['occurred_at']} {entry.envelope['type']:<24}"
+              f" {entry.hash[:12]}{voided}  {effects}")
+    if page.next_cursor:
+        print(f"next page: --cursor {page.next_cursor}")
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from infra.bench import run_ingest_bench
 
@@ -297,6 +343,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--org")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_rank)
+
+    p = sub.add_parser("compliance", help="learners of an org subtree short of a requirement")
+    p.add_argument("org")
+    p.add_argument("--policy", default=DEFAULT_PACK, choices=SHIPPED_PACKS)
+    p.add_argument("--period", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compliance)
+
+    p = sub.add_parser("stats", help="an org subtree's statistics for a year (JSON)")
+    p.add_argument("org")
+    p.add_argument("--policy", default=DEFAULT_PACK, choices=SHIPPED_PACKS)
+    p.add_argument("--year", type=int, required=True)
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("history", help="a learner's audit trail with each fact's credit effect")
+    p.add_argument("learner_id")
+    p.add_argument("--as-of", help="as the record stood at this time (ISO 8601 with zone)")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--cursor", help="next_cursor of the previous page")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("demo", help="generate a seeded sample district and ingest it")
     p.add_argument("--out", default="var/demo.jsonl")

@@ -7,12 +7,18 @@ the period scores 0. Pages are keyset-paginated on (score desc, learner_id).
 from __future__ import annotations
 
 import json
+import statistics
+from datetime import datetime
 from typing import Any
 
+from domain.application import StudyLedger
+from domain.archive import LearnerArchive
 from domain.credits.balance import BalanceAnswer, PolicyRef, parse_period
+from domain.credits.lines import RecordedFact
 from domain.errors import LearnerNotRegisteredError, OrgNotRegisteredError, PolicyError
-from domain.policy.pack import load_pack
+from domain.policy.pack import SHIPPED_PACKS, load_pack
 from infra.view_store import ViewStore
+from projections.audit_trail import TrailFact, TrailPage, audit_trail
 from projections.ranking_board import (
     BoardAnswer,
     ScoredLearner,
@@ -128,3 +134,80 @@ class ViewQueries:
             "SELECT body FROM v_balances WHERE learner_id = ? AND policy = ? AND period = ?",
             (learner_id, policy, period))
         return BalanceAnswer.model_validate(json.loads(rows[0][0])) if rows else None
+
+
+def _subtree_learners(views: ViewStore, org: str) -> list[tuple[Any, ...]]:
+    """(learner_id, name, org_id, rank, registered_year) of every learner under `org`."""
+    if not views.query("SELECT 1 FROM v_orgs WHERE org_id = ?", (org,)):
+        raise OrgNotRegisteredError(f"org {org} is not registered", field="org")
+    return views.query(
+        "WITH RECURSIVE subtree(org_id) AS (SELECT org_id FROM v_orgs WHERE org_id = ? "
+        "UNION ALL SELECT o.org_id FROM v_orgs o JOIN subtree s ON o.parent_id = s.org_id) "
+        "SELECT l.learner_id, l.name, l.org_id, l.rank, l.registered_year FROM v_learners l "
+        "JOIN subtree s ON l.org_id = s.org_id ORDER BY l.learner_id", (org,))
+
+
+def compliance(views: ViewStore, ledger: StudyLedger, org: str, policy: str,
+               period: str) -> dict[str, Any]:
+    """Learners of an org subtree short of a requirement in the period, with shortfalls."""
+    pack = load_pack(policy)
+    parsed = parse_period(pack, period)
+    members = [m for m in _subtree_learners(views, org) if m[4] <= parsed.last]
+    stored = {r[0]: r[1] for r in views.query(
+        "SELECT learner_id, body FROM v_balances WHERE policy = ? AND period = ?",
+        (policy, period))}
+    short = []
+    for learner_id, name, org_id, _, _ in members:
+        if learner_id in stored:
+            answer = BalanceAnswer.model_validate_json(stored[learner_id])
+        else:  # no facts in the period: the answer of the registration alone
+            answer = ledger.balance(learner_id, policy, period)
+        if answer.status == "short":
+            body = answer.model_dump(mode="json")
+            short.append({
+                "learner_id": learner_id, "name": name, "org_id": org_id,
+                "shortfalls": [r for r in body["requirements"] if not r["met"]],
+                "promotion": body["promotion"],
+            })
+    return {"org": org, "policy": {"id": pack.id, "version": pack.version},
+            "period": period, "learners_in_scope": len(members), "short": short}
+
+
+def org_statistics(views: ViewStore, org: str, policy: str, year: int) -> dict[str, Any]:
+    """Learners, share with any credit, mean and median score, required-course hours."""
+    pack = load_pack(policy)
+    members = [m for m in _subtree_learners(views, org) if m[4] <= year]
+    rows = {r[0]: (int(r[1]), int(r[2])) for r in views.query(
+        "SELECT learner_id, score_cents, required_hours_cents FROM v_balances "
+        "WHERE policy = ? AND period = ?", (policy, str(year)))}
+    scores = [rows.get(m[0], (0, 0))[0] for m in members]
+    required = sum(rows.get(m[0], (0, 0))[1] for m in members)
+    with_credit = sum(1 for s in scores if s > 0)
+    return {
+        "org": org, "policy": {"id": pack.id, "version": pack.version}, "year": year,
+        "learners": len(members),
+        "share_with_credit": f"{with_credit / len(members):.4f}" if members else "0.0000",
+        "mean_score": f"{statistics.fmean(scores) / 100:.2f}" if scores else "0.00",
+        "median_score": f"{statistics.median(scores) / 100:.2f}" if scores else "0.00",
+        "required_course_hours": f"{required / 100:.2f}",
+    }
+
+
+def history(ledger: StudyLedger, learner_id: str, *, as_of: datetime | None = None,
+            limit: int = 100, cursor: str | None = None) -> TrailPage:
+    """A page of the learner's audit trail; the cursor is the last version shown."""
+    after = 0
+    if cursor:
+        if not cursor.isdigit():
+            raise PolicyError(f"cursor {cursor!r} is not a history cursor", field="cursor")
+        after = int(cursor)
+    events: list[Any] = list(ledger.events.get(LearnerArchive.id_for(learner_id)))
+    if not events:
+        raise LearnerNotRegisteredError(f"learner {learner_id} is not registered")
+    trail = [TrailFact(e.originator_version, RecordedFact(e.event_id, e.fact, e.timestamp),
+                       e.hash, e.prev_hash) for e in events]
+    entries = audit_trail(trail, [load_pack(p) for p in SHIPPED_PACKS], as_of)
+    page = [e for e in entries if e.version > after][: max(1, min(limit, MAX_PAGE))]
+    more = bool(page) and page[-1].version < entries[-1].version
+    return TrailPage(learner_id=learner_id, as_of=as_of, entries=page,
+                     next_cursor=str(page[-1].version) if more else None)

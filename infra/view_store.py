@@ -18,6 +18,8 @@ import psycopg
 from infra.settings import Settings, sqlite_path
 from projections.learner_views import BalanceRow, LearnerRow, OrgRow
 
+# Bump when a view's layout changes: the views are then dropped and rebuilt from the log.
+VIEWS_VERSION = "2"
 TABLES = ("v_balances", "v_learners", "v_orgs", "v_tracking")
 DDL = [
     "CREATE TABLE IF NOT EXISTS v_learners (learner_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
@@ -28,10 +30,12 @@ DDL = [
     "CREATE INDEX IF NOT EXISTS v_orgs_parent ON v_orgs (parent_id)",
     "CREATE TABLE IF NOT EXISTS v_balances (learner_id TEXT NOT NULL, policy TEXT NOT NULL, "
     "period TEXT NOT NULL, is_cycle BOOLEAN NOT NULL, status TEXT NOT NULL, "
-    "score_cents BIGINT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (learner_id, policy, period))",
+    "score_cents BIGINT NOT NULL, required_hours_cents BIGINT NOT NULL, body TEXT NOT NULL, "
+    "PRIMARY KEY (learner_id, policy, period))",
     "CREATE INDEX IF NOT EXISTS v_balances_board ON v_balances "
     "(policy, period, score_cents DESC, learner_id)",
     "CREATE TABLE IF NOT EXISTS v_tracking (projection TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS v_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
 PROJECTION = "views"
 
@@ -54,8 +58,19 @@ class ViewStore:
         self.is_sqlite = settings.is_sqlite
         self._conn: Any = self._connect()
         with self.transaction() as cur:
-            for statement in DDL:
-                cur.execute(statement)
+            self._create_tables(cur)
+
+    def _create_tables(self, cur: Any) -> None:
+        cur.execute(DDL[-1])  # v_meta first: it says whether the rest are current
+        cur.execute(self.sql("SELECT value FROM v_meta WHERE key = ?"), ("views_version",))
+        found = cur.fetchone()
+        if found is None or found[0] != VIEWS_VERSION:
+            for table in TABLES:
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+        for statement in DDL:
+            cur.execute(statement)
+        cur.execute(self.sql("INSERT INTO v_meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                             "SET value = excluded.value"), ("views_version", VIEWS_VERSION))
 
     def _connect(self) -> Any:
         if self.is_sqlite:
@@ -108,9 +123,9 @@ class ViewStore:
         with self.transaction() as cur:
             cur.executemany(self.sql("DELETE FROM v_balances WHERE learner_id = ?"), learner_ids)
             cur.executemany(self.sql(
-                "INSERT INTO v_balances VALUES (?, ?, ?, ?, ?, ?, ?)"),
-                [(b.learner_id, b.policy, b.period, b.is_cycle, b.status, b.score_cents, b.body)
-                 for b in batch.balances])
+                "INSERT INTO v_balances VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+                [(b.learner_id, b.policy, b.period, b.is_cycle, b.status, b.score_cents,
+                  b.required_hours_cents, b.body) for b in batch.balances])
             cur.executemany(self.sql(
                 "INSERT INTO v_learners VALUES (?, ?, ?, ?, ?) ON CONFLICT (learner_id) DO "
                 "UPDATE SET name = excluded.name, org_id = excluded.org_id, rank = excluded.rank, "

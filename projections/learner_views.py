@@ -33,6 +33,7 @@ class BalanceRow:
     is_cycle: bool
     status: str
     score_cents: int  # the board score, exact, in hundredths
+    required_hours_cents: int  # hours of required courses completed in the period
     body: str  # the balance answer as JSON
 
 
@@ -81,15 +82,21 @@ def learner_views(
     learner_id, rank = learner_rank(facts)
     row = learner_row(facts, packs[0])
     balances: list[BalanceRow] = []
+    required_sessions = {f.event_id for f in facts
+                         if f.type == "study_session.recorded" and f.payload["required"]}
     for pack in packs:
         ledger = Ledger(pack, credit_lines(pack, facts))
         years = {line.year for line in ledger.lines} | {row.registered_year}
+        required_lines = [ln for ln in ledger.lines if ln.event_id in required_sessions]
         for period in periods_to_show(pack, years):
             answer = answer_from_ledger(ledger, learner_id, rank, period)
             balances.append(BalanceRow(
                 learner_id=learner_id, policy=pack.id, period=str(period),
                 is_cycle=period.is_cycle, status=answer.status,
                 score_cents=score_cents(ledger.board_score(period.years)),
+                required_hours_cents=score_cents(sum(
+                    (ln.amount for ln in required_lines if ln.year in period.years),
+                    Decimal(0))),
                 body=answer.model_dump_json(),
             ))
     return LearnerViews(row, balances)

@@ -8,7 +8,7 @@ import pytest
 
 from domain.errors import OrgNotRegisteredError, PolicyError
 from infra.bootstrap import build_projector
-from infra.view_queries import ViewQueries
+from infra.view_queries import ViewQueries, compliance, history, org_statistics
 from tests.factories import REGISTRATION, incoming
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
@@ -131,3 +131,53 @@ def test_board_of_a_year_or_an_unknown_org_is_refused(district):
         queries.board(POLICY, "2022")
     with pytest.raises(OrgNotRegisteredError):
         queries.board(POLICY, CYCLE, org="nowhere")
+
+
+def test_history_shows_a_void_on_both_facts_and_as_of_shows_the_record_before_it(district):
+    ledger, _, _ = district
+    target = training("L1", 120, "t-L1")
+    before_void = datetime.now(UTC)
+    void = incoming("record.voided", {"target_event_id": str(target.event_id),
+                                      "reason": "代学"}, learner_id="L1")
+    ledger.record_facts([void], now=NOW, channel="t")
+    page = history(ledger, "L1")
+    voided, voiding = page.entries[1], page.entries[2]
+    assert voided.voided_by == void.event_id
+    effects = [(e["policy"], e["category"], e["amount"], e["status"])
+               for e in voided.model_dump(mode="json")["effects"]]
+    assert effects == [("dadukou-double-100", "basic", "30.00", "removed"),
+                       ("cadre-regs-2023", "centralized_hours", "120.00", "removed")]
+    assert [e["amount"] for e in voiding.model_dump(mode="json")["effects"]] == [
+        "-30.00", "-120.00"]
+    earlier = history(ledger, "L1", as_of=before_void)
+    assert len(earlier.entries) == 2 and earlier.entries[1].voided_by is None
+    assert [e.status for e in earlier.entries[1].effects] == ["counted", "counted"]
+    assert earlier.entries[1].hash == voided.hash
+
+
+def test_history_pages_with_a_cursor(district):
+    ledger, _, _ = district
+    first = history(ledger, "L1", limit=1)
+    second = history(ledger, "L1", limit=1, cursor=first.next_cursor)
+    assert [e.version for e in first.entries + second.entries] == [1, 2]
+    assert second.next_cursor is None
+
+
+def test_compliance_lists_everyone_short_including_learners_without_facts(district):
+    ledger, projector, _ = district
+    answer = compliance(projector.views, ledger, "A", POLICY, "2022")
+    assert answer["learners_in_scope"] == 4
+    short = {item["learner_id"]: item for item in answer["short"]}
+    assert set(short) == {"L1", "L2", "L4", "L5"}  # no one has comprehensive credits
+    assert short["L4"]["shortfalls"][0] == {"name": "basic", "required": "40.00",
+                                           "actual": "0.00", "shortfall": "40.00",
+                                           "met": False, "year": 2022}
+
+
+def test_org_statistics_for_a_year(district):
+    _, projector, _ = district
+    stats = org_statistics(projector.views, "R", POLICY, 2022)
+    assert {k: stats[k] for k in ("learners", "share_with_credit", "mean_score",
+                                  "median_score")} == {
+        "learners": 5, "share_with_credit": "0.8000", "mean_score": "16.00",
+        "median_score": "20.00"}
