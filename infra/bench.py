@@ -97,7 +97,7 @@ def _ingest(settings: Settings, demo: Path, rejects: Path) -> int:
     return report.stored
 
 
-class _PgSchema:
+class PgSchema:
     def __init__(self, url: str) -> None:
         self.url = url
         self.name = f"bench_{uuid.uuid4().hex[:10]}"
@@ -128,7 +128,7 @@ def _measure_postgres(url: str, work: Path, demo: Path, rows: Sequence[Row],
                       repeats: int) -> dict[str, float]:
     ours, raw = [], []
     for run in range(repeats):
-        with _PgSchema(url) as schema:
+        with PgSchema(url) as schema:
             settings = Settings(database_url=url, database_schema=schema)
             ours.append(_timed(_ingest, settings, demo, work / "rejects.jsonl"))
             raw.append(_timed(_raw_postgres, url, schema, rows))

@@ -279,12 +279,26 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.bench import run_ingest_bench
+    from infra.bench import DEFAULT_PG, PgSchema, run_ingest_bench
 
-    return run_ingest_bench(
-        postgres_url=args.postgres_url, repeats=args.repeats, learners=args.learners,
-        skip_postgres=args.sqlite_only,
-    )
+    if args.what == "ingest":
+        return run_ingest_bench(
+            postgres_url=args.postgres_url, repeats=args.repeats, learners=args.learners or 500,
+            skip_postgres=args.sqlite_only,
+        )
+    from infra.bench_views import run_views_bench
+
+    learners = args.learners or 200_000
+    if args.sqlite_only:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="studyledger-bench-") as tmp:
+            return run_views_bench(Settings(database_url=f"sqlite:///{tmp}/views.db"),
+                                   learners, args.runs)
+    url = args.postgres_url or os.environ.get("STUDYLEDGER_TEST_DATABASE_URL") or DEFAULT_PG
+    with PgSchema(url) as schema:
+        return run_views_bench(Settings(database_url=url, database_schema=schema), learners,
+                               args.runs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -372,12 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ingest", action="store_true", help="only write the file")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("bench", help="measure ingest against a raw INSERT baseline")
+    p = sub.add_parser("bench", help="measure ingest (vs raw INSERT) or views (replay, reads)")
+    p.add_argument("what", nargs="?", choices=["ingest", "views"], default="ingest")
     p.add_argument("--postgres-url", help="PostgreSQL to measure (default: "
                    "STUDYLEDGER_TEST_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/test)")
     p.add_argument("--sqlite-only", action="store_true")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--learners", type=int, default=500)
+    p.add_argument("--learners", type=int, help="ingest: 500; views: 200000")
+    p.add_argument("--runs", type=int, default=1000, help="views: queries timed per measure")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -116,29 +116,48 @@ def count_category(amounts: Iterable[Decimal], cap: Decimal | None) -> CategoryB
 
 
 class Ledger:
-    """A learner's credit lines under one pack, counted over any span of years."""
+    """A learner's credit lines under one pack, counted over any span of years.
+
+    Answers for one learner ask for the same few spans many times (each year, each
+    cumulative span of the annual check, the cycle), so lines are summed per category and
+    year once, and each span's counts are kept.
+    """
 
     def __init__(self, pack: PolicyPack, lines: Sequence[CreditLine]) -> None:
         self.pack = pack
         self.lines = lines
+        self._yearly: dict[tuple[str, int], list[Decimal]] = {}
+        for line in lines:
+            earned_deducted = self._yearly.setdefault((line.category, line.year), [ZERO, ZERO])
+            if line.amount > 0:
+                earned_deducted[0] += line.amount
+            else:
+                earned_deducted[1] += line.amount
+        self._categories: dict[range, dict[str, CategoryBalance]] = {}
+        self._measures: dict[range, dict[str, Decimal]] = {}
 
     def categories(self, years: range) -> dict[str, CategoryBalance]:
-        return {
-            name: count_category(
-                (ln.amount for ln in self.lines if ln.category == name and ln.year in years),
-                category.cap,
-            )
-            for name, category in self.pack.categories.items()
-        }
+        if years not in self._categories:
+            self._categories[years] = {
+                name: count_category(
+                    (amount for year in years
+                     for amount in self._yearly.get((name, year), (ZERO, ZERO))),
+                    category.cap,
+                )
+                for name, category in self.pack.categories.items()
+            }
+        return self._categories[years]
 
     def measures(self, years: range) -> dict[str, Decimal]:
         """Counted categories and totals over the span, by name."""
-        counted = {name: c.counted for name, c in self.categories(years).items()}
-        totals = {
-            name: sum((counted[m] for m in members), ZERO)
-            for name, members in self.pack.totals.items()
-        }
-        return counted | totals
+        if years not in self._measures:
+            counted = {name: c.counted for name, c in self.categories(years).items()}
+            totals = {
+                name: sum((counted[m] for m in members), ZERO)
+                for name, members in self.pack.totals.items()
+            }
+            self._measures[years] = counted | totals
+        return self._measures[years]
 
     def totals(self, years: range) -> dict[str, Decimal]:
         measures = self.measures(years)
