@@ -28,6 +28,7 @@ from domain.errors import (
     FutureFactError,
     LearnerNotRegisteredError,
     OrgNotRegisteredError,
+    OutOfScopeError,
     StudyLedgerError,
     UnknownCategoryError,
 )
@@ -101,13 +102,18 @@ class StudyLedger(Application[UUID]):
     # -- writing ---------------------------------------------------------------------
 
     def record_facts(
-        self, facts: Sequence[IncomingFact], *, now: datetime, channel: str
+        self, facts: Sequence[IncomingFact], *, now: datetime, channel: str,
+        within_org: str | None = None,
     ) -> list[RecordResult]:
-        """Record a batch atomically; one result per fact, in order. Nothing is dropped."""
+        """Record a batch atomically; one result per fact, in order. Nothing is dropped.
+
+        With `within_org`, a fact is rejected (out_of_scope) unless every org it touches is
+        in that org's subtree, judged on the state the fact itself applies to.
+        """
         with self._write_lock:
             for attempt in range(MAX_SAVE_ATTEMPTS):
                 try:
-                    return _BatchWriter(self, facts, now, channel).write()
+                    return _BatchWriter(self, facts, now, channel, within_org).write()
                 except IntegrityError:
                     # Another writer got there first (same aggregate version or same fact
                     # key). Everything is re-read on the next attempt.
@@ -145,7 +151,12 @@ class StudyLedger(Application[UUID]):
         self, learner_id: str, policy: str, period: str, as_of: datetime | None = None
     ) -> BalanceAnswer:
         pack = load_pack(policy)
-        return compute_balance(pack, self.facts_of(learner_id), parse_period(pack, period), as_of)
+        facts = self.facts_of(learner_id)
+        if as_of is not None and (facts[0].recorded_at or as_of) > as_of:
+            raise LearnerNotRegisteredError(
+                f"learner {learner_id} had no record yet as of {as_of.isoformat()} "
+                f"(registered in the archive at {facts[0].recorded_at})")
+        return compute_balance(pack, facts, parse_period(pack, period), as_of)
 
     # -- verifying -------------------------------------------------------------------
 
@@ -220,12 +231,14 @@ class _BatchWriter:
     """One attempt at writing one batch."""
 
     def __init__(
-        self, app: StudyLedger, facts: Sequence[IncomingFact], now: datetime, channel: str
+        self, app: StudyLedger, facts: Sequence[IncomingFact], now: datetime, channel: str,
+        within_org: str | None = None,
     ) -> None:
         self.app = app
         self.facts = facts
         self.now = now
         self.channel = channel
+        self.within_org = within_org
         self.touched: dict[UUID, ChainedAggregate | None] = {}
 
     def write(self) -> list[RecordResult]:
@@ -310,8 +323,42 @@ class _BatchWriter:
         if self._get(OrgUnit, OrgUnit.id_for(org_id)) is None:
             raise OrgNotRegisteredError(f"org {org_id} is not registered", field=field)
 
+    def _in_scope(self, org_id: str) -> bool:
+        """Is `org_id` the scope org or below it? Walks up the (immutable) parent links."""
+        current: str | None = org_id
+        for _ in range(64):  # deeper than any real org tree; guards against a cycle
+            if current is None:
+                return False
+            if current == self.within_org:
+                return True
+            unit = self._get(OrgUnit, OrgUnit.id_for(current))
+            current = None if unit is None else unit.parent_id
+        return False
+
+    def _check_scope(self, incoming: IncomingFact) -> None:
+        payload = incoming.canonical["payload"]
+        touched: list[tuple[str, str]] = []
+        if incoming.type == "org.registered":
+            touched.append((payload["parent_id"] or payload["org_id"], "payload.parent_id"))
+        elif incoming.type in ORG_FACT_TYPES:
+            touched.append((payload["org_id"], "payload.org_id"))
+        else:
+            archive = self._get(LearnerArchive, LearnerArchive.id_for(incoming.canonical[
+                "learner_id"]))
+            if archive is not None:
+                touched.append((archive.org_id, "learner_id"))
+            if incoming.type in ("learner.registered", "learner.transferred"):
+                touched.append((payload["org_id"], "payload.org_id"))
+        for org_id, field in touched:
+            if not self._in_scope(org_id):
+                raise OutOfScopeError(
+                    f"org {org_id} is outside the subtree of {self.within_org} that this "
+                    "key may write to", field=field)
+
     def _apply(self, incoming: IncomingFact) -> ChainedAggregate:
         check_not_future(incoming, self.now)
+        if self.within_org is not None:
+            self._check_scope(incoming)
         if incoming.type in ORG_FACT_TYPES:
             return self._apply_to_org(incoming)
         return self._apply_to_learner(incoming)

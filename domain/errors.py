@@ -95,3 +95,16 @@ class PolicyError(StudyLedgerError):
 
 class ChainBrokenError(StudyLedgerError):
     code = "chain_broken"
+
+
+class OutOfScopeError(FactRejectedError):
+    """The writer's key covers an org subtree that this fact's learner or org is outside."""
+
+    code = "out_of_scope"
+
+
+class InvalidCursorError(StudyLedgerError):
+    """A page cursor that this listing did not hand out."""
+
+    code = "invalid_cursor"
+    field = "cursor"

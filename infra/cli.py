@@ -143,19 +143,80 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """The main job on the configured store: load the demo district if empty, then report."""
+    """The main job: load the demo district into an empty store, bring the views up to date,
+    then serve the HTTP API (with the projections running) until Ctrl-C."""
+    from infra.bootstrap import build_projector
+    from infra.key_store import KeyStore
+
     ledger = _ledger(settings)
+    demo_key = None
     if not ledger.recorder.max_notification_id():
         print(f"the store at {settings.database_url} is empty: loading the demo district")
         args.out, args.seed, args.learners, args.no_ingest = "var/demo.jsonl", 20210104, 500, False
         cmd_demo(args, settings)
+        keys = KeyStore(settings)
+        demo_key = keys.create("auditor", "500104")
+        keys.close()
+    projector = build_projector(settings, ledger)
+    print(f"bringing the read views up to date ({projector.lag()} facts behind)", flush=True)
+    projector.run_once()
+    projector.views.close()
     total = ledger.recorder.max_notification_id()
+    base = f"http://{settings.api_host}:{settings.api_port}"
     print(f"\nstore {settings.database_url}: {total} recorded facts")
-    for period in ("2021-2025", "2025"):
-        print()
-        _print_balance(ledger.balance("L000001", DEFAULT_PACK, period))
-    print("\ntry: studyledger balance L000042 --policy cadre-regs-2023 --period 2024 --json")
-    print("     studyledger verify")
+    print(f"StudyLedger API at {base}  (docs: {base}/docs)")
+    print(f"public board:  curl '{base}/v1/boards/dadukou-double-100/2021-2025?org=500104'")
+    if demo_key:
+        print(f"an auditor key for the demo district (shown once): {demo_key}")
+        print(f"balance:       curl -H 'Authorization: Bearer {demo_key}' "
+              f"'{base}/v1/learners/L000001/balance?period=2021-2025'")
+    else:
+        print("make a key:    studyledger keys create --role auditor --org 500104")
+    from infra.serve import serve
+
+    serve(settings)
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.serve import serve
+
+    overrides = {k: v for k, v in (("api_host", args.host), ("api_port", args.port),
+                                   ("api_workers", args.workers)) if v is not None}
+    for key, value in overrides.items():  # the workers read their settings from the env
+        os.environ[f"STUDYLEDGER_{key.upper()}"] = str(value)
+    settings = settings.model_copy(update=overrides)
+    _ledger(settings)  # fail here, in one line, if the store cannot be opened
+    print(f"StudyLedger API at http://{settings.api_host}:{settings.api_port} "
+          f"({settings.api_workers} worker(s), store {settings.database_url})", flush=True)
+    serve(settings, project=not args.no_project)
+    return EXIT_OK
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.key_store import KeyStore, KeyStoreError
+
+    keys = KeyStore(settings)
+    try:
+        if args.action == "create":
+            ledger = _ledger(settings)
+            from domain.archive import OrgUnit
+
+            if ledger.get_existing(OrgUnit, OrgUnit.id_for(args.org)) is None:
+                raise CommandError(f"org {args.org} is not registered")
+            print(keys.create(args.role, args.org, args.source))  # the key alone on stdout
+        elif args.action == "revoke":
+            keys.revoke(args.key_id)
+            print(f"revoked key {args.key_id}", file=sys.stderr)
+        else:
+            for key in keys.list():
+                state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+                print(f"{key.key_id}  {key.role:<8}  org {key.org_id:<12}  "
+                      f"source {key.source or '-':<14}  created {key.created_at}  {state}")
+    except KeyStoreError as exc:
+        raise CommandError(str(exc)) from exc
+    finally:
+        keys.close()
     return EXIT_OK
 
 
@@ -203,14 +264,11 @@ def _queries(settings: Settings) -> Any:
 
 
 def cmd_board(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        answer = _queries(settings).board(args.policy, args.period, org=args.org,
-                                          limit=args.limit, cursor=args.cursor,
-                                          anonymous=args.anonymous)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from exc
+    answer = _queries(settings).board(args.policy, args.period, org=args.org,
+                                      limit=args.limit, cursor=args.cursor,
+                                      anonymous=args.anonymous)
     if args.json:
-        print(answer.model_dump_json(indent=2, exclude_none=args.anonymous))
+        print(answer.model_dump_json(indent=2))
         return EXIT_OK
     print(f"{answer.policy.id} v{answer.policy.version} {answer.period} "
           f"board of {answer.org or 'all orgs'}")
@@ -309,8 +367,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="load the demo district if the store is empty, then report")
+    p = sub.add_parser("run", help="load the demo district into an empty store, then serve")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("serve", help="serve the HTTP API, with the projections running")
+    p.add_argument("--host", help="default STUDYLEDGER_API_HOST or 127.0.0.1")
+    p.add_argument("--port", type=int, help="default STUDYLEDGER_API_PORT or 8000")
+    p.add_argument("--workers", type=int, help="worker processes (default 1)")
+    p.add_argument("--no-project", action="store_true",
+                   help="do not run the projections here (run `studyledger project` apart)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("keys", help="API keys: create (prints the key alone), list, revoke")
+    keys_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    k = keys_sub.add_parser("create", help="make a key; prints it alone on stdout")
+    k.add_argument("--role", required=True, choices=["platform", "reviewer", "admin", "auditor"])
+    k.add_argument("--org", required=True, help="the org whose subtree the key covers")
+    k.add_argument("--source", help="platform keys: the source their facts carry")
+    k.set_defaults(func=cmd_keys)
+    k = keys_sub.add_parser("list", help="every key (never the secret)")
+    k.set_defaults(func=cmd_keys)
+    k = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    k.add_argument("key_id")
+    k.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("ingest", help="record the facts of a JSONL file, in batches")
     p.add_argument("file", help="one JSON fact envelope per line")

@@ -24,6 +24,15 @@ class Settings(BaseSettings):
     projection_batch_size: int = Field(default=20_000, ge=1, le=1_000_000)
     kafka_bootstrap: str | None = None
 
+    # HTTP API (`studyledger serve`, `make run`).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    api_workers: int = Field(default=1, ge=1, le=64)
+    api_max_batch_facts: int = Field(default=1000, ge=1, le=10_000)
+    api_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # ?wait=true answers once the views have the write, or after this long.
+    api_wait_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
     @field_validator("database_url")
     @classmethod
     def _supported_url(cls, value: str) -> str:

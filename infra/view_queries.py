@@ -15,7 +15,12 @@ from domain.application import StudyLedger
 from domain.archive import LearnerArchive
 from domain.credits.balance import BalanceAnswer, PolicyRef, parse_period
 from domain.credits.lines import RecordedFact
-from domain.errors import LearnerNotRegisteredError, OrgNotRegisteredError, PolicyError
+from domain.errors import (
+    InvalidCursorError,
+    LearnerNotRegisteredError,
+    OrgNotRegisteredError,
+    PolicyError,
+)
 from domain.policy.pack import SHIPPED_PACKS, load_pack
 from infra.view_store import ViewStore
 from projections.audit_trail import TrailFact, TrailPage, audit_trail
@@ -199,7 +204,7 @@ def history(ledger: StudyLedger, learner_id: str, *, as_of: datetime | None = No
     after = 0
     if cursor:
         if not cursor.isdigit():
-            raise PolicyError(f"cursor {cursor!r} is not a history cursor", field="cursor")
+            raise InvalidCursorError(f"cursor {cursor!r} is not a history cursor")
         after = int(cursor)
     events: list[Any] = list(ledger.events.get(LearnerArchive.id_for(learner_id)))
     if not events:

@@ -7,15 +7,11 @@ either wholly applied or wholly redone.
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-
-from infra.settings import Settings, sqlite_path
+from infra.settings import Settings
+from infra.sql_connection import SqlConnection
 from projections.learner_views import BalanceRow, LearnerRow, OrgRow
 
 # Bump when a view's layout changes: the views are then dropped and rebuilt from the log.
@@ -50,15 +46,14 @@ class ViewBatch:
     orgs: list[OrgRow]
 
 
-class ViewStore:
-    """Plain SQL over the read tables; `?` placeholders, rewritten for psycopg."""
+class ViewStore(SqlConnection):
+    """Plain SQL over the read tables."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.is_sqlite = settings.is_sqlite
-        self._conn: Any = self._connect()
-        with self.transaction() as cur:
-            self._create_tables(cur)
+    def __init__(self, settings: Settings, *, create_tables: bool = True) -> None:
+        super().__init__(settings)
+        if create_tables:  # readers opened after the runner's store skip the DDL
+            with self.transaction() as cur:
+                self._create_tables(cur)
 
     def _create_tables(self, cur: Any) -> None:
         cur.execute(DDL[-1])  # v_meta first: it says whether the rest are current
@@ -71,45 +66,6 @@ class ViewStore:
             cur.execute(statement)
         cur.execute(self.sql("INSERT INTO v_meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
                              "SET value = excluded.value"), ("views_version", VIEWS_VERSION))
-
-    def _connect(self) -> Any:
-        if self.is_sqlite:
-            conn = sqlite3.connect(sqlite_path(self.settings.database_url), isolation_level=None,
-                                   timeout=30, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            return conn
-        conn = psycopg.connect(self.settings.database_url, autocommit=True)
-        conn.execute(f'SET search_path TO "{self.settings.database_schema}"')
-        return conn
-
-    def sql(self, statement: str) -> str:
-        return statement if self.is_sqlite else statement.replace("?", "%s")
-
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        if self.is_sqlite:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
-            return
-        with self._conn.transaction(), self._conn.cursor() as cur:
-            yield cur
-
-    def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = self._conn.cursor()
-        try:
-            cur.execute(self.sql(statement), params)
-            return list(cur.fetchall())
-        finally:
-            cur.close()
-
-    def close(self) -> None:
-        self._conn.close()
 
     # -- writing ---------------------------------------------------------------------
 

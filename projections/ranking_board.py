@@ -7,10 +7,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
 from domain.credits.balance import Amount, PolicyRef
+from domain.errors import InvalidCursorError
 
 
 def mask_name(name: str) -> str:
@@ -45,7 +47,7 @@ def encode_cursor(score_cents: int, learner_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[int, str]:
-    """Raises ValueError on a cursor this module did not make."""
+    """Raises InvalidCursorError on a cursor this module did not make."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         score, learner_id = json.loads(base64.urlsafe_b64decode(padded))
@@ -53,7 +55,7 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
             raise TypeError
         return score, learner_id
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"cursor {cursor!r} is not a board cursor") from exc
+        raise InvalidCursorError(f"cursor {cursor!r} is not a board cursor") from exc
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,17 @@ class ScoredLearner:
 
 class BoardEntry(BaseModel):
     rank: int
-    learner_id: str | None = None
+    learner_id: str | None = None  # None on public (anonymous) boards: then left out
     name: str
     org_id: str
     score: Amount
+
+    @model_serializer(mode="wrap")
+    def _without_hidden_learner(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("learner_id") is None:
+            data.pop("learner_id", None)
+        return data
 
 
 class BoardAnswer(BaseModel):

@@ -2,6 +2,7 @@
 
 import pytest
 
+from domain.errors import InvalidCursorError
 from projections.ranking_board import (
     competition_ranks,
     decode_cursor,
@@ -31,5 +32,5 @@ def test_cursor_round_trips():
 
 @pytest.mark.parametrize("cursor", ["not-a-cursor", encode_cursor(1, "x")[:-3], "WzEsMl0"])
 def test_foreign_cursor_is_refused(cursor):
-    with pytest.raises(ValueError, match="not a board cursor"):
+    with pytest.raises(InvalidCursorError, match="not a board cursor"):
         decode_cursor(cursor)

@@ -1,0 +1,138 @@
+"""The one error model of the HTTP API, and every mapping from an exception to it.
+
+Every non-2xx answer has the body `{"error": {"code", "message", "details": [{field,
+message}]}}`. Domain errors keep their stable codes; no handler ever returns a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import (
+    FactConflictError,
+    LearnerNotRegisteredError,
+    OrgNotRegisteredError,
+    OutOfScopeError,
+    StudyLedgerError,
+)
+
+log = logging.getLogger("studyledger.api")
+
+
+class ErrorDetail(BaseModel):
+    field: str | None
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] = []
+
+
+class ErrorBody(BaseModel):
+    error: ErrorInfo
+
+
+class ApiError(Exception):
+    """Raised by handlers for refusals that are not domain errors (auth, limits)."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 details: list[ErrorDetail] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = details or []
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, "unauthorized", message)
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "forbidden", message)
+
+
+def status_of(error: StudyLedgerError, *, reading: bool) -> int:
+    """HTTP status of a domain error. An unknown learner or org is 404 on a read, but on a
+    write it is a rule the fact broke (422)."""
+    if isinstance(error, OutOfScopeError):
+        return 403
+    if isinstance(error, FactConflictError):
+        return 409
+    if reading and isinstance(error, LearnerNotRegisteredError | OrgNotRegisteredError):
+        return 404
+    return 422
+
+
+def domain_error_info(error: StudyLedgerError) -> ErrorInfo:
+    return ErrorInfo(code=error.code, message=error.message,
+                     details=[ErrorDetail(field=error.field, message=error.message)])
+
+
+def validation_details(error: ValidationError | RequestValidationError,
+                       drop_prefix: tuple[str, ...] = ()) -> list[ErrorDetail]:
+    """Field paths as dotted strings ("payload.hours"), without pydantic's union tags."""
+    details = []
+    for problem in error.errors():
+        loc = [str(part) for part in problem["loc"]]
+        while loc and loc[0] in drop_prefix:
+            loc = loc[1:]
+        if problem["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = ["type"]
+        elif len(loc) > 1 and "." in loc[0]:  # the discriminated union's tag, e.g. exam.graded
+            loc = loc[1:]
+        details.append(ErrorDetail(field=".".join(loc) or None, message=problem["msg"]))
+    return details
+
+
+def error_response(status: int, info: ErrorInfo, headers: dict[str, str] | None = None
+                   ) -> JSONResponse:
+    return JSONResponse(ErrorBody(error=info).model_dump(mode="json"), status_code=status,
+                        headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc.status, ErrorInfo(code=exc.code, message=exc.message,
+                                                     details=exc.details), headers)
+
+    @app.exception_handler(StudyLedgerError)
+    async def _domain_error(_: Request, exc: StudyLedgerError) -> JSONResponse:
+        return error_response(status_of(exc, reading=True), domain_error_info(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = validation_details(exc)
+        message = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
+        return error_response(422, ErrorInfo(code="invalid_request", message=message,
+                                             details=details))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+        return error_response(exc.status_code, ErrorInfo(
+            code=codes.get(exc.status_code, "http_error"), message=str(exc.detail)))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Logged with its traceback for the operator; the caller gets a reference only.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, ErrorInfo(
+            code="internal_error",
+            message=f"the server failed ({type(exc).__name__}); it has been logged"))
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No API key, or an unknown or revoked one"},
+    403: {"model": ErrorBody, "description": "The key's role or org subtree does not allow it"},
+    422: {"model": ErrorBody, "description": "Invalid input, with field paths"},
+}

@@ -1,0 +1,58 @@
+"""Ranking boards: public (masked) for opted-in orgs, full for auditor and admin keys."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from domain.errors import OrgNotRegisteredError
+from projections.ranking_board import BoardAnswer
+
+from ..auth import READER_ROLES
+from ..errors import ERROR_RESPONSES, ErrorBody, forbidden
+from ..schemas import BOARD_EXAMPLE, RankAnswer, example_response
+from ..security import MaybePrincipal, Reader, check_learner_readable, check_org_readable
+from ..services import ServicesDep
+
+router = APIRouter(prefix="/v1/boards", tags=["boards"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such org or learner"}, **ERROR_RESPONSES}
+Org = Annotated[str | None, Query(description="org subtree (default: the key's org; "
+                                  "required without a key)")]
+
+
+@router.get("/{policy}/{period}", response_model=BoardAnswer,
+            responses=NOT_FOUND | example_response(BOARD_EXAMPLE),
+            summary="A page of a ranking board")
+def board(services: ServicesDep, principal: MaybePrincipal, policy: str, period: str,
+          org: Org = None, limit: Annotated[int, Query(ge=1, le=500)] = 50,
+          cursor: str | None = None) -> BoardAnswer:
+    """Without an auditor or admin key, only boards of orgs that opted in, with masked names
+    and no learner ids."""
+    full = principal is not None and principal.role in READER_ROLES
+    if full:
+        assert principal is not None
+        org = org or principal.org_id
+        check_org_readable(services, principal, org)
+    else:
+        if org is None:
+            raise forbidden("public boards are per org: pass ?org=ORG_ID")
+        if not services.views.org_exists(org):
+            raise OrgNotRegisteredError(f"org {org} is not registered", field="org")
+        if not services.views.board_is_public(org):
+            raise forbidden(f"the board of org {org} is not published (boards ship off; an "
+                            "org admin opts in)")
+    return services.views.board(policy, period, org=org, limit=limit, cursor=cursor,
+                                anonymous=not full)
+
+
+@router.get("/{policy}/{period}/learners/{learner_id}", response_model=RankAnswer,
+            responses=NOT_FOUND, summary="One learner's rank and score")
+def rank(services: ServicesDep, reader: Reader, policy: str, period: str, learner_id: str,
+         org: Org = None) -> dict[str, Any]:
+    check_learner_readable(services, reader, learner_id)
+    org = org or reader.org_id
+    check_org_readable(services, reader, org)
+    return services.views.rank(policy, period, learner_id, org)

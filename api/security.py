@@ -1,0 +1,65 @@
+"""Request-level checks as FastAPI dependencies: who is calling, and may they read this."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from domain.errors import LearnerNotRegisteredError, OrgNotRegisteredError
+
+from .auth import READER_ROLES, Principal
+from .errors import forbidden, unauthorized
+from .services import Services, ServicesDep
+
+
+def current_principal(request: Request, services: ServicesDep) -> Principal | None:
+    """The key's holder; None for an anonymous caller. A bad key is refused, never ignored."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise unauthorized("the Authorization header must be 'Bearer <api key>'")
+    principal = services.keys.principal_for(secret.strip())
+    if principal is None:
+        raise unauthorized("the API key is unknown or has been revoked")
+    return principal
+
+
+MaybePrincipal = Annotated[Principal | None, Depends(current_principal)]
+
+
+def require_principal(principal: MaybePrincipal) -> Principal:
+    if principal is None:
+        raise unauthorized("this endpoint needs an API key: 'Authorization: Bearer <key>'")
+    return principal
+
+
+def require_reader(principal: MaybePrincipal) -> Principal:
+    principal = require_principal(principal)
+    if principal.role not in READER_ROLES:
+        raise forbidden(f"a {principal.role} key may not read learner records; "
+                        "use an auditor or admin key")
+    return principal
+
+
+Caller = Annotated[Principal, Depends(require_principal)]
+Reader = Annotated[Principal, Depends(require_reader)]
+
+
+def check_org_readable(services: Services, reader: Principal, org_id: str) -> None:
+    if not services.views.org_exists(org_id):
+        raise OrgNotRegisteredError(f"org {org_id} is not registered", field="org_id")
+    if not services.views.in_subtree(org_id, reader.org_id):
+        raise forbidden(f"org {org_id} is outside the subtree of {reader.org_id} "
+                        f"that {reader.describe()} may read")
+
+
+def check_learner_readable(services: Services, reader: Principal, learner_id: str) -> None:
+    org_id = services.views.learner_org(learner_id)
+    if org_id is None:
+        raise LearnerNotRegisteredError(f"learner {learner_id} is not registered")
+    if not services.views.in_subtree(org_id, reader.org_id):
+        raise forbidden(f"learner {learner_id} belongs to org {org_id}, outside the subtree "
+                        f"of {reader.org_id} that {reader.describe()} may read")

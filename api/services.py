@@ -1,0 +1,69 @@
+"""What the HTTP API needs from the rest of the system, as parameters of `create_app`.
+
+The composition root (`infra.serve`) supplies the real ones; `api/` never imports `infra/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, Request
+
+from domain.application import StudyLedger
+from projections.audit_trail import TrailPage
+from projections.ranking_board import BoardAnswer
+
+from .auth import KeyLookup
+
+
+class ReadViews(Protocol):
+    """Queries over the projected read tables (and the store where a view has no answer)."""
+
+    def position(self) -> int: ...
+
+    def learner_org(self, learner_id: str) -> str | None: ...
+
+    def org_exists(self, org_id: str) -> bool: ...
+
+    def in_subtree(self, org_id: str, ancestor: str) -> bool: ...
+
+    def stored_balance_json(self, learner_id: str, policy: str, period: str) -> str | None: ...
+
+    def board(self, policy: str, period: str, *, org: str | None, limit: int,
+              cursor: str | None, anonymous: bool) -> BoardAnswer: ...
+
+    def board_is_public(self, org: str) -> bool: ...
+
+    def rank(self, policy: str, period: str, learner_id: str,
+             org: str | None) -> dict[str, Any]: ...
+
+    def compliance(self, org: str, policy: str, period: str) -> dict[str, Any]: ...
+
+    def org_statistics(self, org: str, policy: str, year: int) -> dict[str, Any]: ...
+
+    def history(self, learner_id: str, *, as_of: datetime | None, limit: int,
+                cursor: str | None) -> TrailPage: ...
+
+
+@dataclass
+class Services:
+    ledger: StudyLedger
+    views: ReadViews
+    keys: KeyLookup
+    clock: Callable[[], datetime]
+    store_name: str = "sqlite"
+    max_batch_facts: int = 1000
+    max_body_bytes: int = 4 * 1024 * 1024
+    # ?wait=true answers once the views reach the write, or after this many seconds.
+    wait_timeout_seconds: float = 10.0
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

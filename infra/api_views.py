@@ -1,0 +1,89 @@
+"""The read side the HTTP API is given (api.services.ReadViews), over the view tables.
+
+The server answers from several threads; each thread gets its own database connection
+(a connection must not run two statements at once).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+from domain.application import StudyLedger
+from domain.archive import LearnerArchive
+from infra.settings import Settings
+from infra.view_queries import ViewQueries, compliance, history, org_statistics
+from infra.view_store import ViewStore
+from projections.audit_trail import TrailPage
+from projections.ranking_board import BoardAnswer
+
+ANCESTORS_SQL = (
+    "WITH RECURSIVE up(org_id, parent_id, depth) AS (SELECT org_id, parent_id, 0 FROM v_orgs "
+    "WHERE org_id = ? UNION ALL SELECT o.org_id, o.parent_id, up.depth + 1 FROM v_orgs o "
+    "JOIN up ON o.org_id = up.parent_id WHERE up.depth < 64) SELECT org_id FROM up"
+)
+
+
+class ApiReadViews:
+    def __init__(self, settings: Settings, ledger: StudyLedger) -> None:
+        self.settings = settings
+        self.ledger = ledger
+        ViewStore(settings).close()  # create or upgrade the tables once, up front
+        self._local = threading.local()
+
+    @property
+    def _queries(self) -> ViewQueries:
+        queries: ViewQueries | None = getattr(self._local, "queries", None)
+        if queries is None:
+            queries = ViewQueries(ViewStore(self.settings, create_tables=False))
+            self._local.queries = queries
+        return queries
+
+    def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return self._queries.views.query(sql, params)
+
+    def position(self) -> int:
+        return self._queries.views.position()
+
+    def learner_org(self, learner_id: str) -> str | None:
+        rows = self._query("SELECT org_id FROM v_learners WHERE learner_id = ?", (learner_id,))
+        if rows:
+            return str(rows[0][0])
+        # Recorded but not projected yet: the archive itself knows its org.
+        archive = self.ledger.get_existing(LearnerArchive, LearnerArchive.id_for(learner_id))
+        return None if archive is None else str(archive.org_id)
+
+    def org_exists(self, org_id: str) -> bool:
+        return bool(self._query("SELECT 1 FROM v_orgs WHERE org_id = ?", (org_id,)))
+
+    def in_subtree(self, org_id: str, ancestor: str) -> bool:
+        return any(row[0] == ancestor for row in self._query(ANCESTORS_SQL, (org_id,)))
+
+    def stored_balance_json(self, learner_id: str, policy: str, period: str) -> str | None:
+        rows = self._query(
+            "SELECT body FROM v_balances WHERE learner_id = ? AND policy = ? AND period = ?",
+            (learner_id, policy, period))
+        return str(rows[0][0]) if rows else None
+
+    def board(self, policy: str, period: str, *, org: str | None, limit: int,
+              cursor: str | None, anonymous: bool) -> BoardAnswer:
+        return self._queries.board(policy, period, org=org, limit=limit, cursor=cursor,
+                                   anonymous=anonymous)
+
+    def board_is_public(self, org: str) -> bool:
+        return self._queries.board_is_public(org)
+
+    def rank(self, policy: str, period: str, learner_id: str,
+             org: str | None) -> dict[str, Any]:
+        return self._queries.rank(policy, period, learner_id, org)
+
+    def compliance(self, org: str, policy: str, period: str) -> dict[str, Any]:
+        return compliance(self._queries.views, self.ledger, org, policy, period)
+
+    def org_statistics(self, org: str, policy: str, year: int) -> dict[str, Any]:
+        return org_statistics(self._queries.views, org, policy, year)
+
+    def history(self, learner_id: str, *, as_of: datetime | None, limit: int,
+                cursor: str | None) -> TrailPage:
+        return history(self.ledger, learner_id, as_of=as_of, limit=limit, cursor=cursor)
