@@ -344,6 +344,15 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             postgres_url=args.postgres_url, repeats=args.repeats, learners=args.learners or 500,
             skip_postgres=args.sqlite_only,
         )
+    if args.what == "api":
+        from infra.bench_api import run_api_bench
+
+        url = args.postgres_url or os.environ.get("STUDYLEDGER_TEST_DATABASE_URL") or DEFAULT_PG
+        with PgSchema(url) as schema:
+            return run_api_bench(Settings(database_url=url, database_schema=schema),
+                                 learners=args.learners or 2000, seconds=args.seconds,
+                                 connections=args.connections, workers=args.workers,
+                                 port=args.port)
     from infra.bench_views import run_views_bench
 
     learners = args.learners or 200_000
@@ -466,13 +475,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bench", help="measure ingest (vs raw INSERT) or views (replay, reads)")
-    p.add_argument("what", nargs="?", choices=["ingest", "views"], default="ingest")
+    p.add_argument("what", nargs="?", choices=["ingest", "views", "api"], default="ingest")
     p.add_argument("--postgres-url", help="PostgreSQL to measure (default: "
                    "STUDYLEDGER_TEST_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/test)")
     p.add_argument("--sqlite-only", action="store_true")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--learners", type=int, help="ingest: 500; views: 200000")
+    p.add_argument("--learners", type=int, help="ingest: 500; views: 200000; api: 2000")
     p.add_argument("--runs", type=int, default=1000, help="views: queries timed per measure")
+    p.add_argument("--seconds", type=float, default=10, help="api: seconds per measure")
+    p.add_argument("--connections", type=int, default=16, help="api: concurrent GETs")
+    p.add_argument("--workers", type=int, default=1, help="api: server worker processes")
+    p.add_argument("--port", type=int, default=8765, help="api: loopback port to serve on")
     p.set_defaults(func=cmd_bench)
     return parser
 

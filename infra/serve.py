@@ -7,6 +7,7 @@ there are several workers), so there is exactly one runner however many workers 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 
 import uvicorn
@@ -65,8 +66,13 @@ class ProjectionThread:
 
 
 def serve(settings: Settings, *, project: bool = True, log_level: str = "info") -> None:
-    """Serve until SIGINT/SIGTERM; uvicorn finishes the requests in flight."""
+    """Serve until SIGINT/SIGTERM; uvicorn finishes the requests in flight, then we exit 0."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # uvicorn re-raises the stop signal once it has shut down, to reach the previous handler;
+    # a recording handler turns that into a normal return (exit 0) instead of death by signal.
+    stop_signals: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda received, _: stop_signals.append(received))
     projections = ProjectionThread(settings).start() if project else None
     try:
         uvicorn.run("infra.serve:create_app_from_env", factory=True, host=settings.api_host,
