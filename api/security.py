@@ -13,7 +13,7 @@ from .errors import forbidden, unauthorized
 from .services import Services, ServicesDep
 
 
-def current_principal(request: Request, services: ServicesDep) -> Principal | None:
+async def current_principal(request: Request, services: ServicesDep) -> Principal | None:
     """The key's holder; None for an anonymous caller. A bad key is refused, never ignored."""
     header = request.headers.get("authorization")
     if header is None:
@@ -30,14 +30,20 @@ def current_principal(request: Request, services: ServicesDep) -> Principal | No
 MaybePrincipal = Annotated[Principal | None, Depends(current_principal)]
 
 
-def require_principal(principal: MaybePrincipal) -> Principal:
+# Dependencies are coroutines on purpose: FastAPI runs plain-function dependencies in its
+# thread pool, a thread hop per dependency per request (measured: ~25% of a balance read).
+def _key_holder(principal: Principal | None) -> Principal:
     if principal is None:
         raise unauthorized("this endpoint needs an API key: 'Authorization: Bearer <key>'")
     return principal
 
 
-def require_reader(principal: MaybePrincipal) -> Principal:
-    principal = require_principal(principal)
+async def require_principal(principal: MaybePrincipal) -> Principal:
+    return _key_holder(principal)
+
+
+async def require_reader(principal: MaybePrincipal) -> Principal:
+    principal = _key_holder(principal)
     if principal.role not in READER_ROLES:
         raise forbidden(f"a {principal.role} key may not read learner records; "
                         "use an auditor or admin key")

@@ -61,7 +61,7 @@ class Services:
     wait_timeout_seconds: float = 10.0
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 

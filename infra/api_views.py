@@ -31,6 +31,9 @@ class ApiReadViews:
         self.ledger = ledger
         ViewStore(settings).close()  # create or upgrade the tables once, up front
         self._local = threading.local()
+        # An org's chain of ancestors never changes (no fact moves an org), so it is cached
+        # for good once the org is in the views.
+        self._ancestors: dict[str, frozenset[str]] = {}
 
     @property
     def _queries(self) -> ViewQueries:
@@ -58,7 +61,12 @@ class ApiReadViews:
         return bool(self._query("SELECT 1 FROM v_orgs WHERE org_id = ?", (org_id,)))
 
     def in_subtree(self, org_id: str, ancestor: str) -> bool:
-        return any(row[0] == ancestor for row in self._query(ANCESTORS_SQL, (org_id,)))
+        chain = self._ancestors.get(org_id)
+        if chain is None:
+            chain = frozenset(row[0] for row in self._query(ANCESTORS_SQL, (org_id,)))
+            if chain:
+                self._ancestors[org_id] = chain
+        return ancestor in chain
 
     def stored_balance_json(self, learner_id: str, policy: str, period: str) -> str | None:
         rows = self._query(

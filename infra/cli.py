@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from domain.policy.pack import DEFAULT_PACK, SHIPPED_PACKS
 from infra.bootstrap import build_ledger
 from infra.settings import Settings
 
-EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_BROKEN = 0, 1, 2, 3
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_BROKEN, EXIT_STORE_DOWN = 0, 1, 2, 3, 4
 
 
 class CommandError(Exception):
@@ -336,6 +337,141 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _kafka_errors(settings: Settings) -> Iterator[None]:
+    """Kafka failures as one line: not configured, unreachable, refused."""
+    from kafka.errors import KafkaError
+
+    from infra.kafka_io import KafkaSetupError
+
+    try:
+        yield
+    except KafkaSetupError as exc:
+        raise CommandError(str(exc)) from exc
+    except KafkaError as exc:
+        raise CommandError(f"Kafka at {settings.kafka_bootstrap}: {exc!r}") from exc
+
+
+def _stop_on_signals() -> Any:
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())  # finish the batch in hand, then exit
+    return stop
+
+
+def _kafka_client_id(settings: Settings, role: str) -> str:
+    import socket
+
+    return f"{settings.kafka_client_id}-{role}-{socket.gethostname()}-{os.getpid()}"
+
+
+def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
+    """Kafka -> event store, offsets committed only after the store (see consumers/)."""
+    with _kafka_errors(settings):
+        import logging
+        import time
+
+        from consumers.ingest_loop import IngestLoop, StoreUnavailableError
+        from infra.ingest import utc_now
+        from infra.kafka_io import KafkaDeadLetterSink, KafkaMessageSource
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        log = logging.getLogger("studyledger.consume")
+        ledger = _ledger(settings)
+        client_id = _kafka_client_id(settings, "consume")
+        source = KafkaMessageSource(settings, client_id)
+        dead_letters = KafkaDeadLetterSink(settings, client_id)
+        loop = IngestLoop(ledger, source, dead_letters, clock=utc_now,
+                          retries=settings.kafka_store_retries)
+        stop = _stop_on_signals()
+        log.info("consuming %s as %s in group %s", settings.kafka_topic_events, client_id,
+                 settings.kafka_group_id)
+        assigned: list[int] = []
+        idle_since = last_report = time.monotonic()
+
+        def report() -> None:
+            s = loop.stats
+            log.info("consumed %d (stored %d, duplicate %d, dead-lettered %d) at %.0f msg/s; "
+                     "lag %s", s.messages, s.stored, s.duplicate, s.dead_lettered, s.rate(),
+                     source.lag())
+
+        try:
+            while not stop.is_set():
+                count = loop.run_batch()
+                now = time.monotonic()
+                if source.assignment() != assigned:
+                    assigned = source.assignment()
+                    log.info("partitions assigned: %s", assigned)
+                if count or not assigned:
+                    idle_since = now  # idle time counts only once partitions are ours
+                elif args.until_idle is not None and now - idle_since >= args.until_idle:
+                    log.info("idle for %.1f s: stopping", args.until_idle)
+                    break
+                if now - last_report >= settings.kafka_report_seconds:
+                    report()
+                    last_report = now
+        except StoreUnavailableError as exc:
+            log.error("giving up: %s", exc)
+            return EXIT_STORE_DOWN
+        finally:
+            source.close()
+            dead_letters.close()
+        report()
+        return EXIT_OK
+
+
+def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
+    """Event store -> `studyledger.recorded`, position stored after the broker's acks."""
+    with _kafka_errors(settings):
+        import logging
+        import time
+
+        from consumers.relay import RelayLoop
+        from infra.kafka_io import KafkaPublisher
+        from infra.relay_position import RelayPositionStore
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        log = logging.getLogger("studyledger.relay")
+        ledger = _ledger(settings)
+        publisher = KafkaPublisher(settings, _kafka_client_id(settings, "relay"))
+        positions = RelayPositionStore(settings, settings.kafka_topic_recorded)
+        loop = RelayLoop(ledger, publisher, positions, batch_size=args.batch_size)
+        stop = _stop_on_signals()
+        log.info("relaying to %s from position %d (lag %d)", settings.kafka_topic_recorded,
+                 positions.position(), loop.lag())
+        published, started, last_report = 0, time.monotonic(), time.monotonic()
+        try:
+            while not stop.is_set():
+                count = loop.run_batch()
+                published += count
+                if time.monotonic() - last_report >= settings.kafka_report_seconds:
+                    log.info("published %d at %.0f/s; position %d, lag %d", published,
+                             published / (time.monotonic() - started), positions.position(),
+                             loop.lag())
+                    last_report = time.monotonic()
+                if count == 0:
+                    if args.once:
+                        break
+                    stop.wait(args.poll)
+            log.info("published %d; position %d", published, positions.position())
+        finally:
+            publisher.close()
+            positions.close()
+        return EXIT_OK
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    with _kafka_errors(settings):
+        from infra.kafka_io import create_topics
+
+        for line in create_topics(settings, args.partitions, args.replication_factor):
+            print(line)
+        return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from infra.bench import DEFAULT_PG, PgSchema, run_ingest_bench
 
@@ -399,6 +535,25 @@ def build_parser() -> argparse.ArgumentParser:
     k = keys_sub.add_parser("revoke", help="revoke a key by its id")
     k.add_argument("key_id")
     k.set_defaults(func=cmd_keys)
+
+    p = sub.add_parser("consume", help="Kafka studyledger.events -> the store; bad messages "
+                       "to the dead-letter topic")
+    p.add_argument("--until-idle", type=float, metavar="SECONDS",
+                   help="stop once no message arrived for this long (default: run until "
+                   "SIGTERM)")
+    p.set_defaults(func=cmd_consume)
+
+    p = sub.add_parser("relay", help="publish every recorded fact to studyledger.recorded")
+    p.add_argument("--once", action="store_true", help="stop when caught up")
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between polls when idle")
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.set_defaults(func=cmd_relay)
+
+    p = sub.add_parser("topics", help="Kafka topics: `topics create` makes the three topics")
+    p.add_argument("action", choices=["create"])
+    p.add_argument("--partitions", type=int, default=6)
+    p.add_argument("--replication-factor", type=int, default=1)
+    p.set_defaults(func=cmd_topics)
 
     p = sub.add_parser("ingest", help="record the facts of a JSONL file, in batches")
     p.add_argument("file", help="one JSON fact envelope per line")

@@ -22,7 +22,21 @@ class Settings(BaseSettings):
     # Facts per projection transaction: large batches catch up much faster (each batch
     # recomputes the learners it touches); small ones make each write visible sooner.
     projection_batch_size: int = Field(default=20_000, ge=1, le=1_000_000)
+    # Kafka: bootstrap servers ("host:port,host:port"); the consumers refuse to start without.
     kafka_bootstrap: str | None = None
+    kafka_topic_events: str = "studyledger.events"
+    kafka_topic_dead_letters: str = "studyledger.events.dlq"
+    kafka_topic_recorded: str = "studyledger.recorded"
+    kafka_group_id: str = "studyledger-ingest"
+    kafka_client_id: str = "studyledger"
+    # Group timeouts: the client's defaults suit Apache Kafka; tests use 2000 / 500.
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1000)
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
+    kafka_max_poll_records: int = Field(default=1000, ge=1, le=100_000)
+    # Transient store errors: attempts before the consumer gives up (backoff doubles from 0.5 s).
+    kafka_store_retries: int = Field(default=5, ge=1, le=20)
+    # How often `consume` and `relay` log their rate and lag.
+    kafka_report_seconds: float = Field(default=10.0, gt=0)
 
     # HTTP API (`studyledger serve`, `make run`).
     api_host: str = "127.0.0.1"

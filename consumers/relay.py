@@ -1,0 +1,63 @@
+"""The outbound relay: every recorded fact, in log order, to downstream subscribers.
+
+Per batch: read the next notifications after the stored position, publish each (key = the
+learner id, event id in a header), wait for every ack, and only then store the new position.
+A crash after publishing but before storing resends that one batch on restart, never more,
+and never skips: downstream must treat the event id as the idempotency key.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from domain.application import StudyLedger
+
+
+class Publisher(Protocol):
+    def publish(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None: ...
+
+    def flush(self) -> None:
+        """Block until everything published is acknowledged; raise if anything was not."""
+
+
+class PositionStore(Protocol):
+    def position(self) -> int: ...
+
+    def save(self, position: int) -> None: ...
+
+
+def recorded_message(position: int, event: Any) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of one recorded fact as downstream sees it."""
+    fact = event.fact
+    key = fact["learner_id"] or f"org:{fact['payload']['org_id']}"
+    value = {"event_id": str(event.event_id), "position": position,
+             "recorded_at": event.timestamp.isoformat(), "hash": event.hash,
+             "prev_hash": event.prev_hash, "fact": fact}
+    headers = [("event_id", str(event.event_id).encode()), ("type", fact["type"].encode())]
+    return key.encode(), json.dumps(value, ensure_ascii=False).encode(), headers
+
+
+class RelayLoop:
+    def __init__(self, ledger: StudyLedger, publisher: Publisher, positions: PositionStore,
+                 *, batch_size: int = 1000) -> None:
+        self.ledger = ledger
+        self.publisher = publisher
+        self.positions = positions
+        self.batch_size = batch_size
+
+    def run_batch(self) -> int:
+        """Publish the next batch; returns how many facts it held (0: caught up)."""
+        start = self.positions.position() + 1
+        page = self.ledger.recorder.select_notifications(start=start, limit=self.batch_size)
+        if not page:
+            return 0
+        for notification in page:
+            event = self.ledger.mapper.to_domain_event(notification)
+            self.publisher.publish(*recorded_message(notification.id, event))
+        self.publisher.flush()
+        self.positions.save(page[-1].id)
+        return len(page)
+
+    def lag(self) -> int:
+        return (self.ledger.recorder.max_notification_id() or 0) - self.positions.position()

@@ -1,0 +1,143 @@
+"""kafka-python adapters for the consumers' loops, and topic administration.
+
+Every setting comes from `Settings` (STUDYLEDGER_KAFKA_*), so the same code runs against
+Apache Kafka and against the Tansu broker the tests start.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
+
+from consumers.ingest_loop import DeadLetter, InboundMessage
+from infra.settings import Settings
+
+log = logging.getLogger("studyledger.kafka")
+
+
+class KafkaSetupError(RuntimeError):
+    """Kafka is not configured or not reachable."""
+
+
+def bootstrap_servers(settings: Settings) -> list[str]:
+    if not settings.kafka_bootstrap:
+        raise KafkaSetupError("no Kafka configured: set STUDYLEDGER_KAFKA_BOOTSTRAP=host:port")
+    return [server.strip() for server in settings.kafka_bootstrap.split(",") if server.strip()]
+
+
+def create_topics(settings: Settings, partitions: int, replication: int) -> list[str]:
+    """Create the three topics; returns a line per topic saying what happened."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(settings),
+                             client_id=settings.kafka_client_id)
+    report = []
+    try:
+        for name in (settings.kafka_topic_events, settings.kafka_topic_dead_letters,
+                     settings.kafka_topic_recorded):
+            try:
+                admin.create_topics([NewTopic(name, partitions, replication)])
+                report.append(f"created {name} ({partitions} partitions)")
+            except TopicAlreadyExistsError:
+                report.append(f"exists  {name}")
+    finally:
+        admin.close()
+    return report
+
+
+class KafkaMessageSource:
+    """A consumer-group member on the events topic; offsets are committed only by hand."""
+
+    def __init__(self, settings: Settings, client_id: str) -> None:
+        self.topic = settings.kafka_topic_events
+        self.max_records = settings.kafka_max_poll_records
+        self.consumer = KafkaConsumer(
+            self.topic, bootstrap_servers=bootstrap_servers(settings),
+            group_id=settings.kafka_group_id, client_id=client_id,
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            max_poll_records=settings.kafka_max_poll_records)
+
+    def poll(self) -> list[InboundMessage]:
+        records = self.consumer.poll(timeout_ms=500, max_records=self.max_records)
+        return [InboundMessage(r.topic, r.partition, r.offset, r.key, r.value)
+                for batch in records.values() for r in batch]
+
+    def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
+        try:
+            self.consumer.commit({TopicPartition(topic, partition): OffsetAndMetadata(
+                offset, "", -1) for (topic, partition), offset in next_offsets.items()})
+        except CommitFailedError as exc:
+            # The group rebalanced mid-batch. The batch is stored; its new owner reads it
+            # again and idempotency makes every fact a duplicate.
+            log.warning("offset commit refused after a rebalance: %s", exc)
+
+    def assignment(self) -> list[int]:
+        return sorted(tp.partition for tp in self.consumer.assignment())
+
+    def lag(self) -> int | None:
+        partitions = list(self.consumer.assignment())
+        if not partitions:
+            return None
+        try:
+            ends = self.consumer.end_offsets(partitions)
+            return sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in partitions)
+        except KafkaError:
+            return None
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+class _AckedProducer:
+    """Sends and remembers the futures, so flush can say whether every send was acked."""
+
+    def __init__(self, settings: Settings, client_id: str) -> None:
+        self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers(settings),
+                                      client_id=client_id, acks="all", retries=5,
+                                      linger_ms=5)
+        self._pending: list[Any] = []
+
+    def _send(self, topic: str, key: bytes | None, value: bytes,
+              headers: list[tuple[str, bytes]]) -> None:
+        self._pending.append(self.producer.send(topic, key=key, value=value, headers=headers))
+
+    def flush(self) -> None:
+        self.producer.flush()
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.get(timeout=30)  # raises the send's error, if it failed
+
+    def close(self) -> None:
+        self.producer.close()
+
+
+class KafkaDeadLetterSink(_AckedProducer):
+    def __init__(self, settings: Settings, client_id: str) -> None:
+        super().__init__(settings, client_id)
+        self.topic = settings.kafka_topic_dead_letters
+
+    def send(self, letter: DeadLetter) -> None:
+        original = letter.message
+        headers = [
+            ("error.code", letter.code.encode()),
+            ("error.message", letter.reason.encode()),
+            ("error.field", (letter.field or "").encode()),
+            ("original.topic", original.topic.encode()),
+            ("original.partition", str(original.partition).encode()),
+            ("original.offset", str(original.offset).encode()),
+        ]
+        self._send(self.topic, original.key, original.value or b"", headers)
+
+
+class KafkaPublisher(_AckedProducer):
+    def __init__(self, settings: Settings, client_id: str) -> None:
+        super().__init__(settings, client_id)
+        self.topic = settings.kafka_topic_recorded
+
+    def publish(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self._send(self.topic, key, value, headers)

