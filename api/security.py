@@ -62,8 +62,10 @@ def check_org_readable(services: Services, reader: Principal, org_id: str) -> No
                         f"that {reader.describe()} may read")
 
 
-def check_learner_readable(services: Services, reader: Principal, learner_id: str) -> None:
-    org_id = services.views.learner_org(learner_id)
+def check_learner_readable(services: Services, reader: Principal, learner_id: str,
+                           org_id: str | None = None) -> None:
+    """`org_id`: the learner's org when the caller has read it already."""
+    org_id = org_id or services.views.learner_org(learner_id)
     if org_id is None:
         raise LearnerNotRegisteredError(f"learner {learner_id} is not registered")
     if not services.views.in_subtree(org_id, reader.org_id):

@@ -30,7 +30,9 @@ class ReadViews(Protocol):
 
     def in_subtree(self, org_id: str, ancestor: str) -> bool: ...
 
-    def stored_balance_json(self, learner_id: str, policy: str, period: str) -> str | None: ...
+    def learner_balance(self, learner_id: str, policy: str, period: str
+                        ) -> tuple[str | None, str | None]:
+        """(the learner's org or None, the stored balance answer or None)."""
 
     def board(self, policy: str, period: str, *, org: str | None, limit: int,
               cursor: str | None, anonymous: bool) -> BoardAnswer: ...

@@ -68,11 +68,16 @@ class ApiReadViews:
                 self._ancestors[org_id] = chain
         return ancestor in chain
 
-    def stored_balance_json(self, learner_id: str, policy: str, period: str) -> str | None:
+    def learner_balance(self, learner_id: str, policy: str, period: str
+                        ) -> tuple[str | None, str | None]:
+        """(the learner's org, the stored balance answer) in one round trip."""
         rows = self._query(
-            "SELECT body FROM v_balances WHERE learner_id = ? AND policy = ? AND period = ?",
-            (learner_id, policy, period))
-        return str(rows[0][0]) if rows else None
+            "SELECT l.org_id, b.body FROM v_learners l LEFT JOIN v_balances b ON "
+            "b.learner_id = l.learner_id AND b.policy = ? AND b.period = ? "
+            "WHERE l.learner_id = ?", (policy, period, learner_id))
+        if rows:
+            return str(rows[0][0]), None if rows[0][1] is None else str(rows[0][1])
+        return self.learner_org(learner_id), None
 
     def board(self, policy: str, period: str, *, org: str | None, limit: int,
               cursor: str | None, anonymous: bool) -> BoardAnswer:

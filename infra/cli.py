@@ -480,6 +480,12 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             postgres_url=args.postgres_url, repeats=args.repeats, learners=args.learners or 500,
             skip_postgres=args.sqlite_only,
         )
+    if args.what == "kafka":
+        from infra.bench_kafka import run_kafka_bench
+
+        url = args.postgres_url or os.environ.get("STUDYLEDGER_TEST_DATABASE_URL") or DEFAULT_PG
+        return run_kafka_bench(url, learners=args.learners or 10_000,
+                               partitions=args.partitions)
     if args.what == "api":
         from infra.bench_api import run_api_bench
 
@@ -630,17 +636,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bench", help="measure ingest (vs raw INSERT) or views (replay, reads)")
-    p.add_argument("what", nargs="?", choices=["ingest", "views", "api"], default="ingest")
+    p.add_argument("what", nargs="?", choices=["ingest", "views", "api", "kafka"],
+                   default="ingest")
     p.add_argument("--postgres-url", help="PostgreSQL to measure (default: "
                    "STUDYLEDGER_TEST_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/test)")
     p.add_argument("--sqlite-only", action="store_true")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--learners", type=int, help="ingest: 500; views: 200000; api: 2000")
+    p.add_argument("--learners", type=int,
+                   help="ingest: 500; views: 200000; api: 2000; kafka: 10000 (5 facts each)")
     p.add_argument("--runs", type=int, default=1000, help="views: queries timed per measure")
     p.add_argument("--seconds", type=float, default=10, help="api: seconds per measure")
     p.add_argument("--connections", type=int, default=16, help="api: concurrent GETs")
     p.add_argument("--workers", type=int, default=1, help="api: server worker processes")
     p.add_argument("--port", type=int, default=8765, help="api: loopback port to serve on")
+    p.add_argument("--partitions", type=int, default=6, help="kafka: partitions of the topic")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -40,11 +40,12 @@ AsOf = Annotated[AwareDatetime | None, Query(
             summary="Credit balance for a cycle or a year")
 async def balance(services: ServicesDep, reader: Reader, learner_id: str, period: Period,
                   policy: Policy = DEFAULT_POLICY, as_of: AsOf = None) -> Any:
-    check_learner_readable(services, reader, learner_id)
-    if as_of is None:
-        stored = services.views.stored_balance_json(learner_id, policy, period)
-        if stored is not None:  # the projected answer, sent as stored: no re-encoding
-            return Response(stored, media_type="application/json")
+    # The hot read: scope and answer in one query; the org tree's ancestry is cached.
+    org_id, stored = services.views.learner_balance(learner_id, policy, period)
+    check_learner_readable(services, reader, learner_id, org_id)
+    if as_of is None and stored is not None:
+        # the projected answer, sent as stored: no decoding and re-encoding
+        return Response(stored, media_type="application/json")
     return await run_in_threadpool(services.ledger.balance, learner_id, policy, period, as_of)
 
 
