@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test check unit bench clean
+.PHONY: install browser run test check unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,18 @@ install: $(STAMP)
 run: install
 	$(BIN)/studyledger run
 
-# Lint, import contract and types, then the whole suite (SQLite, PostgreSQL).
-test: install check
+# The real-browser page test drives Debian's Chromium through chromedriver; pages are in
+# Chinese, so a CJK font too. Installed once from Debian's packages when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+	    || ! fc-list 2>/dev/null | grep -qi wqy; then \
+	  echo "installing chromium, chromium-driver and fonts-wqy-zenhei (Debian packages)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install \
+	    -y -qq chromium chromium-driver fonts-wqy-zenhei >/dev/null; fi
+
+# Lint, import contract and types, then the whole suite (SQLite, PostgreSQL, Kafka, browser).
+test: install browser check
 	$(BIN)/pytest
 
 check: install

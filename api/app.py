@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
-from .routers import boards, events, health, learners, orgs
+from .routers import boards, events, health, learners, orgs, pages
 from .services import Services
 
 DESCRIPTION = """\
@@ -23,6 +23,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.max_body_bytes)
-    for module in (events, learners, boards, orgs, health):
+    for module in (events, learners, boards, orgs, health, pages):
         app.include_router(module.router)
+    app.state.html_errors = pages.render_error
     return app

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -98,35 +98,48 @@ def error_response(status: int, info: ErrorInfo, headers: dict[str, str] | None 
                         headers=headers)
 
 
+API_PREFIXES = ("/v1/", "/health", "/openapi", "/docs", "/redoc")
+
+
+def _respond(request: Request, status: int, info: ErrorInfo,
+             headers: dict[str, str] | None = None) -> Response:
+    """JSON for the API; the same error as an HTML page for the human-facing pages."""
+    html_errors = getattr(request.app.state, "html_errors", None)
+    if html_errors is not None and not request.url.path.startswith(API_PREFIXES):
+        page: Response = html_errors(request, status, info.message)
+        return page
+    return error_response(status, info, headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def _api_error(request: Request, exc: ApiError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return error_response(exc.status, ErrorInfo(code=exc.code, message=exc.message,
-                                                     details=exc.details), headers)
+        return _respond(request, exc.status, ErrorInfo(code=exc.code, message=exc.message,
+                                                       details=exc.details), headers)
 
     @app.exception_handler(StudyLedgerError)
-    async def _domain_error(_: Request, exc: StudyLedgerError) -> JSONResponse:
-        return error_response(status_of(exc, reading=True), domain_error_info(exc))
+    async def _domain_error(request: Request, exc: StudyLedgerError) -> Response:
+        return _respond(request, status_of(exc, reading=True), domain_error_info(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
         details = validation_details(exc)
         message = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
-        return error_response(422, ErrorInfo(code="invalid_request", message=message,
-                                             details=details))
+        return _respond(request, 422, ErrorInfo(code="invalid_request", message=message,
+                                                details=details))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
-        return error_response(exc.status_code, ErrorInfo(
+        return _respond(request, exc.status_code, ErrorInfo(
             code=codes.get(exc.status_code, "http_error"), message=str(exc.detail)))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         # Logged with its traceback for the operator; the caller gets a reference only.
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, ErrorInfo(
+        return _respond(request, 500, ErrorInfo(
             code="internal_error",
             message=f"the server failed ({type(exc).__name__}); it has been logged"))
 

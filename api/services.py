@@ -28,6 +28,9 @@ class ReadViews(Protocol):
 
     def org_exists(self, org_id: str) -> bool: ...
 
+    def org_table(self) -> list[tuple[str, str, str | None, bool | None]]:
+        """(org_id, name, parent_id, board_published) of every org."""
+
     def in_subtree(self, org_id: str, ancestor: str) -> bool: ...
 
     def learner_balance(self, learner_id: str, policy: str, period: str

@@ -57,6 +57,11 @@ class ApiReadViews:
         archive = self.ledger.get_existing(LearnerArchive, LearnerArchive.id_for(learner_id))
         return None if archive is None else str(archive.org_id)
 
+    def org_table(self) -> list[tuple[str, str, str | None, bool | None]]:
+        """(org_id, name, parent_id, board_published) of every org: a small table."""
+        return [(r[0], r[1], r[2], None if r[3] is None else bool(r[3])) for r in self._query(
+            "SELECT org_id, name, parent_id, board_published FROM v_orgs ORDER BY org_id", ())]
+
     def org_exists(self, org_id: str) -> bool:
         return bool(self._query("SELECT 1 FROM v_orgs WHERE org_id = ?", (org_id,)))
 

@@ -115,3 +115,45 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def wait_projected(api: RunningApi) -> None:
+    deadline = time.monotonic() + 30
+    with api.client() as http:
+        while http.get("/health").json()["projection_lag"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def district(api: RunningApi) -> RunningApi:
+    """60 more learners in A1 with distinct scores (for paging); L1 with a class, a required
+    course and an elective one in 2024 (for the certificate)."""
+    facts = []
+    for n in range(60):
+        learner = f"P{n:03d}"
+        facts.append(incoming("learner.registered", REGISTRATION | {"org_id": "A1",
+                              "name": f"王{n:02d}明"}, learner_id=learner,
+                              at="2021-01-04T09:00:00+08:00", external_id=f"reg-{learner}"))
+        facts.append(incoming("training.attended", {"program_id": "P", "kind": "thematic",
+                                                    "hours": 4 * (n + 1), "leave_hours": 0},
+                              learner_id=learner, at="2022-05-01T10:00:00+08:00"))
+    facts += [
+        incoming("training.attended", {"program_id": "党校春季班", "kind": "thematic",
+                                       "hours": 40, "leave_hours": 0}, learner_id="L1",
+                 at="2024-04-01T17:00:00+08:00", source="school", external_id="class-L1"),
+        incoming("study_session.recorded", {"course_id": "C-必修-1", "course_hours": "6",
+                                            "required": True, "minutes": 300,
+                                            "progress": "1"}, learner_id="L1",
+                 at="2024-05-01T10:00:00+08:00", source="lms"),
+        incoming("study_session.recorded", {"course_id": "C-选修-2", "course_hours": "3",
+                                            "required": False, "minutes": 200,
+                                            "progress": "0.95"}, learner_id="L1",
+                 at="2024-06-01T10:00:00+08:00", source="lms"),
+    ]
+    results = api.services.ledger.record_facts(facts, now=NOW, channel="test")
+    assert {r.status for r in results} == {"stored"}
+    wait_projected(api)
+    return api
+
+

@@ -1,0 +1,287 @@
+"""Server-rendered pages: the public ranking board, the learner archive, the study-hour
+certificate and its public verification, the compliance list (with CSV).
+
+Pages that show a person's record need an auditor or admin key, given once on /login and kept
+in an HttpOnly cookie (or sent as a bearer header). Chinese by default, `?lang=en` for
+English. No JavaScript is needed; the certificate prints cleanly to PDF from the browser.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from domain.credits.balance import BalanceAnswer, parse_period
+from domain.errors import LearnerNotRegisteredError, OrgNotRegisteredError
+from domain.policy.pack import DEFAULT_PACK, load_pack
+from projections.certificate import CERTIFICATE_PACK, certificate, issued_today, parse_code
+from projections.ranking_board import mask_name
+
+from ..auth import READER_ROLES, Principal
+from ..errors import forbidden, unauthorized
+from ..i18n import pick_lang, translator
+from ..services import Services, ServicesDep
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+# Every amount on a page with two places, as in the API's JSON ("6.00", never "6").
+templates.env.filters["amount"] = lambda value: f"{Decimal(str(value)):.2f}"
+KEY_COOKIE = "studyledger_key"
+LangParam = Annotated[str | None, Query()]
+
+
+def _context(request: Request, **values: Any) -> dict[str, Any]:
+    lang = pick_lang(request.query_params.get("lang"))
+    other = "en" if lang == "zh" else "zh"
+    params = dict(request.query_params) | {"lang": other}
+    return {"lang": lang, "t": translator(lang),
+            "switch_url": f"{request.url.path}?{urlencode(params)}", **values}
+
+
+def render(request: Request, template: str, http_status: int = 200,
+           **values: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, template, _context(request, **values),
+                                      status_code=http_status)
+
+
+def render_error(request: Request, status: int, message: str) -> HTMLResponse:
+    """The HTML face of the one error model, for page routes."""
+    next_url = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return render(request, "error.html", status, status=status, message=message, next=next_url)
+
+
+async def page_reader(request: Request, services: ServicesDep) -> Principal:
+    header = request.headers.get("authorization", "")
+    secret = header.partition(" ")[2].strip() if header.lower().startswith("bearer ") else ""
+    secret = secret or request.cookies.get(KEY_COOKIE, "")
+    if not secret:
+        raise unauthorized("this page shows personal records: sign in with an auditor or "
+                           "admin API key")
+    principal = services.keys.principal_for(secret)
+    if principal is None:
+        raise unauthorized("the API key is unknown or has been revoked; sign in again")
+    if principal.role not in READER_ROLES:
+        raise forbidden(f"a {principal.role} key may not read learner records")
+    return principal
+
+
+PageReader = Annotated[Principal, Depends(page_reader)]
+
+
+def _org_names(services: Services) -> dict[str, str]:
+    return {org_id: name for org_id, name, _, _ in services.views.org_table()}
+
+
+def _subtree(services: Services, root: str, public_only: bool) -> list[tuple[str, str, int]]:
+    """(org_id, name, depth) of the subtree under root, depth-first."""
+    table = services.views.org_table()
+    children: dict[str | None, list[tuple[str, str]]] = {}
+    for org_id, name, parent, _ in table:
+        children.setdefault(parent, []).append((org_id, name))
+    names = {org_id: name for org_id, name, _, _ in table}
+    out: list[tuple[str, str, int]] = []
+
+    def walk(org_id: str, depth: int) -> None:
+        if not public_only or services.views.board_is_public(org_id):
+            out.append((org_id, names[org_id], depth))
+        for child, _ in sorted(children.get(org_id, [])):
+            walk(child, depth + 1)
+
+    walk(root, 0)
+    return out
+
+
+def _requirement_line(policy: str, t: dict[str, str]) -> str:
+    pack = load_pack(policy)
+    parts = [f"{t.get(r.name, r.name)} ≥ {r.minimum}" for r in pack.requirements
+             if r.per == "cycle"]
+    return "; ".join(parts) or "—"
+
+
+@router.get("/", response_class=HTMLResponse)
+async def home(request: Request, services: ServicesDep) -> Response:
+    pack = load_pack(DEFAULT_PACK)
+    first, last = pack.cycle_of(services.clock().year)
+    public = [o for o, _, _, published in services.views.org_table() if published]
+    query = urlencode({"org": public[0]} if public else {})
+    return RedirectResponse(f"/boards/{pack.id}/{first}-{last}?{query}", status_code=303)
+
+
+@router.get("/boards/{policy}/{period}", response_class=HTMLResponse)
+def board_page(request: Request, services: ServicesDep, policy: str, period: str,
+               org: str | None = None, cursor: str | None = None) -> Response:
+    if org is None:
+        raise forbidden("public boards are per org: choose one with ?org=ORG_ID")
+    if not services.views.org_exists(org):
+        raise OrgNotRegisteredError(f"org {org} is not registered", field="org")
+    if not services.views.board_is_public(org):
+        raise forbidden(f"the board of org {org} is not published")
+    answer = services.views.board(policy, period, org=org, limit=50, cursor=cursor,
+                                  anonymous=True)
+    names = _org_names(services)
+    t = translator(pick_lang(request.query_params.get("lang")))
+    root = org
+    table = {o: parent for o, _, parent, _ in services.views.org_table()}
+    while table.get(root) is not None and services.views.board_is_public(table[root] or ""):
+        root = table[root] or root  # the picker starts at the highest published ancestor
+    return render(request, "board.html", entries=answer.entries, next_cursor=answer.next_cursor,
+                  cursor=cursor, org=org, org_name=names.get(org, org), org_names=names,
+                  period=period, requirement_line=_requirement_line(policy, t),
+                  subtree=_subtree(services, root, public_only=True))
+
+
+def _chart(years: list[tuple[int, BalanceAnswer]]) -> dict[str, Any]:
+    totals = [(year, sum((Decimal(str(v)) for v in answer.totals.values()), Decimal(0)))
+              for year, answer in years]
+    top = max((max(v, Decimal(0)) for _, v in totals), default=Decimal(1)) or Decimal(1)
+    bars = []
+    for index, (year, value) in enumerate(totals):
+        height = float(max(value, Decimal(0)) / top) * 100
+        bars.append({"x": 10 + index * 60, "w": 40, "y": 120 - height, "h": height,
+                     "year": year, "label": f"{value:.1f}"})
+    return {"width": 20 + 60 * len(totals), "bars": bars}
+
+
+def _percent(actual: Any, required: Any) -> float:
+    required = Decimal(str(required))
+    if required <= 0:
+        return 100.0
+    return float(min(Decimal(100), max(Decimal(0), Decimal(str(actual)) * 100 / required)))
+
+
+@router.get("/learners/{learner_id}/archive", response_class=HTMLResponse)
+def archive_page(request: Request, services: ServicesDep, reader: PageReader, learner_id: str,
+                 policy: str = DEFAULT_PACK, period: str = "2021-2025",
+                 cursor: str | None = None) -> Response:
+    from ..security import check_learner_readable
+
+    check_learner_readable(services, reader, learner_id)
+    ledger = services.ledger
+    balance = ledger.balance(learner_id, policy, period)
+    pack = load_pack(policy)
+    years = [(y, ledger.balance(learner_id, policy, str(y)))
+             for y in parse_period(pack, period).years]
+    trail = services.views.history(learner_id, as_of=None, limit=500, cursor=cursor)
+    facts = ledger.facts_of(learner_id)
+    name = next(f.payload["name"] for f in facts if f.type == "learner.registered")
+    org_id = services.views.learner_org(learner_id) or ""
+    return render(request, "archive.html", learner_id=learner_id, name=name,
+                  org_name=_org_names(services).get(org_id, org_id), balance=balance,
+                  caps={k: c.cap for k, c in pack.categories.items() if c.cap is not None},
+                  years=years, chart=_chart(years), trail=trail, percent=_percent)
+
+
+@router.get("/learners/{learner_id}/certificate", response_class=HTMLResponse)
+def certificate_page(request: Request, services: ServicesDep, reader: PageReader,
+                     learner_id: str, period: str) -> Response:
+    from ..security import check_learner_readable
+
+    check_learner_readable(services, reader, learner_id)
+    pack = load_pack(CERTIFICATE_PACK)
+    cert = certificate(pack, services.ledger.facts_of(learner_id), period)
+    verify_url = f"{request.base_url}certificates/verify?{urlencode({'code': cert.code})}"
+    return render(request, "certificate.html", cert=cert,
+                  org_name=_org_names(services).get(cert.org_id, cert.org_id),
+                  issued_on=issued_today(services.clock(), pack), verify_url=verify_url)
+
+
+@router.get("/certificates/verify", response_class=HTMLResponse)
+def verify_page(request: Request, services: ServicesDep, code: str | None = None) -> Response:
+    """Public: does this code match the learner's record as it stands now?"""
+    if not code:
+        return render(request, "verify.html", code=None, outcome=None)
+    learner_id, period, _ = parse_code(code)
+    try:
+        cert = certificate(load_pack(CERTIFICATE_PACK), services.ledger.facts_of(learner_id),
+                           period)
+    except LearnerNotRegisteredError:
+        return render(request, "verify.html", 404, code=code, outcome="unknown")
+    outcome = "valid" if cert.code == code.strip() else "changed"
+    return render(request, "verify.html", code=code, outcome=outcome, cert=cert,
+                  masked_name=mask_name(cert.name))
+
+
+COLUMNS = {"learner_id": "learner", "name": "name", "org_id": "unit",
+           "total_shortfall": "shortfall", "promotion": "promotion"}
+
+
+def _compliance_rows(services: Services, reader: Principal, org_id: str, policy: str,
+                     period: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from ..security import check_org_readable
+
+    check_org_readable(services, reader, org_id)
+    report = services.views.compliance(org_id, policy, period)
+    rows = []
+    for row in report["short"]:
+        total = sum((Decimal(s["shortfall"]) for s in row["shortfalls"]), Decimal(0))
+        rows.append(row | {"total_shortfall": f"{total:.2f}"})
+    return report, rows
+
+
+@router.get("/orgs/{org_id}/compliance", response_class=HTMLResponse)
+def compliance_page(request: Request, services: ServicesDep, reader: PageReader, org_id: str,
+                    period: str, policy: str = DEFAULT_PACK, sort: str = "total_shortfall",
+                    desc: bool = False) -> Response:
+    report, rows = _compliance_rows(services, reader, org_id, policy, period)
+    sort = sort if sort in COLUMNS else "total_shortfall"
+
+    def key(row: dict[str, Any]) -> Any:
+        if sort == "total_shortfall":
+            return Decimal(row[sort])
+        if sort == "promotion":
+            return (row["promotion"] or {}).get("status", "")
+        return row[sort]
+
+    rows.sort(key=key, reverse=desc)
+    t = translator(pick_lang(request.query_params.get("lang")))
+    names = _org_names(services)
+    return render(request, "compliance.html", report=report, rows=rows, sort=sort,
+                  descending=desc, org_name=names.get(org_id, org_id), org_names=names,
+                  columns=[(k, t[v]) for k, v in COLUMNS.items()])
+
+
+@router.get("/orgs/{org_id}/compliance.csv")
+def compliance_csv(services: ServicesDep, reader: PageReader, org_id: str, period: str,
+                   policy: str = DEFAULT_PACK) -> Response:
+    report, rows = _compliance_rows(services, reader, org_id, policy, period)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["learner_id", "name", "org_id", "requirement", "year", "required",
+                     "actual", "shortfall", "promotion_status"])
+    for row in rows:
+        for s in row["shortfalls"]:
+            writer.writerow([row["learner_id"], row["name"], row["org_id"], s["name"],
+                             s.get("year") or "", s["required"], s["actual"], s["shortfall"],
+                             (row["promotion"] or {}).get("status", "")])
+    filename = f"compliance-{org_id}-{report['period']}.csv"
+    # A byte-order mark, so that spreadsheet programs read the Chinese names as UTF-8.
+    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str = "/") -> Response:  # noqa: A002 - the URL's name
+    return render(request, "login.html", next=next)
+
+
+@router.post("/login")
+async def login(request: Request, services: ServicesDep) -> Response:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    key = (form.get("key") or [""])[0].strip()
+    target = (form.get("next") or ["/"])[0]
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"  # never redirect off this site
+    if services.keys.principal_for(key) is None:
+        raise unauthorized("the API key is unknown or has been revoked")
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(KEY_COOKIE, key, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return response

@@ -1,0 +1,128 @@
+"""The pages people read, rendered by a real server: board, archive, certificate and its
+verification, compliance with CSV."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import httpx
+
+from tests.e2e.conftest import RunningApi
+from tests.factories import envelope, incoming
+
+NOW = datetime(2026, 11, 22, tzinfo=UTC)
+BOARD = "/boards/dadukou-double-100/2021-2025"
+
+
+@contextmanager
+def signed_in(api: RunningApi, role: str = "auditor") -> Iterator[httpx.Client]:
+    """A browser-like client that signed in on /login (the key rides in a cookie)."""
+    with httpx.Client(base_url=api.base_url, timeout=30) as client:
+        answer = client.post("/login", data={"key": api.keys[role], "next": "/"})
+        assert answer.status_code == 303 and "studyledger_key" in client.cookies
+        yield client
+
+
+def rows(html: str, table_id: str) -> list[str]:
+    body = html.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
+    return re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)[1:]  # without the header row
+
+
+def test_public_board_pages_through_masked_entries_with_an_org_picker(district):
+    with httpx.Client(base_url=district.base_url) as http:
+        first = http.get(BOARD, params={"org": "A"})
+        assert first.status_code == 200
+        html = first.text
+        entries = rows(html, "board")
+        cursor = re.search(r'id="next-page" href="[^"]*cursor=([^"&]+)"', html)[1]
+        second = http.get(BOARD, params={"org": "A", "cursor": cursor}).text
+        english = http.get(BOARD, params={"org": "A", "lang": "en"}).text
+    assert len(entries) == 50 and len(rows(second, "board")) == 12
+    assert ">1<" in entries[0] and "王**明" in entries[0] and "60.00" in entries[0]
+    assert re.search(r">51<", rows(second, "board")[0])
+    assert "P059" not in html and "L1" not in html  # no learner ids in public
+    assert "基础学分 ≥ 100" in html and "本周期要求" in html
+    picker = html.split('id="org-picker"', 1)[1].split("</form>", 1)[0]
+    assert 'value="A"' in picker and 'value="A1"' in picker and 'value="B"' not in picker
+    assert "Ranking board" in english and "Next page" in english
+
+
+def test_unpublished_board_is_refused_with_a_page_not_a_trace(district):
+    with httpx.Client(base_url=district.base_url) as http:
+        answer = http.get(BOARD, params={"org": "B"})
+    assert answer.status_code == 403
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "not published" in answer.text and "Traceback" not in answer.text
+
+
+def test_archive_needs_a_reader_key_and_shows_balance_checks_chart_and_trail(district):
+    with httpx.Client(base_url=district.base_url) as anonymous:
+        refused = anonymous.get("/learners/L1/archive")
+    assert refused.status_code == 401 and "/login" in refused.text
+    with signed_in(district, "platform") as platform:
+        assert platform.get("/learners/L1/archive").status_code == 403
+    with signed_in(district, "auditor_B") as outsider:
+        assert outsider.get("/learners/L1/archive").status_code == 403
+    with signed_in(district) as http:
+        html = http.get("/learners/L1/archive").text
+    categories = rows(html, "categories")
+    assert [re.search(r"<td>(.*?)</td>", r)[1] for r in categories] == [
+        "基础学分", "在职自学", "理论成果", "工作实绩"]
+    assert "10.00" in categories[0]  # 40 class hours / 4
+    assert len(rows(html, "requirements")) == 2 and 'role="progressbar"' in html
+    assert [re.search(r"<td>(\d{4})</td>", r)[1] for r in rows(html, "annual-checks")] == [
+        "2021", "2022", "2023", "2024", "2025"]
+    assert html.count("<rect") == 5
+    trail = rows(html, "trail")
+    assert len(trail) >= 4 and re.search(r'class="hash">[0-9a-f]{64}<', html)
+
+
+def test_certificate_lists_hours_and_its_code_verifies_until_a_void_changes_it(district):
+    with signed_in(district) as http:
+        html = http.get("/learners/L1/certificate", params={"period": "2024"}).text
+    items = rows(html, "items")
+    assert len(items) == 3
+    assert "党校春季班" in html and "C-必修-1" in html
+    totals = html.split('id="totals"', 1)[1].split("</table>", 1)[0]
+    assert re.search(r"集中培训学时</th><td class=\"num\">40.00", totals)
+    assert re.search(r"必修课学时</th><td class=\"num\">6.00", totals)
+    assert re.search(r"合计学时</th><td class=\"num\"><strong>49.00", totals)
+    assert "@media print" in html
+    code = re.search(r'id="code">([^<]+)<', html)[1]
+    public = httpx.Client(base_url=district.base_url)
+    valid = public.get("/certificates/verify", params={"code": code})
+    assert valid.status_code == 200 and 'id="outcome"' in valid.text
+    assert "与当前档案一致" in valid.text and "张*明" in valid.text
+
+    void = envelope("record.voided", {"target_event_id": str(
+        incoming("training.attended", {"program_id": "x", "kind": "thematic", "hours": 1,
+                                       "leave_hours": 0}, source="school",
+                 external_id="class-L1").event_id), "reason": "代学代考"},
+        learner_id="L1", source="zzb")
+    with district.client("admin") as admin:
+        assert admin.post("/v1/events", json=void).status_code == 201
+    changed = public.get("/certificates/verify", params={"code": code, "lang": "en"})
+    unknown = public.get("/certificates/verify", params={"code": "L404.2024.AAAAAAAAAAAAAAAA"})
+    malformed = public.get("/certificates/verify", params={"code": "nonsense"})
+    public.close()
+    assert "has changed since this certificate was issued" in changed.text
+    assert unknown.status_code == 404 and "无法识别的验证码" in unknown.text
+    assert malformed.status_code == 422
+
+
+def test_compliance_page_sorts_and_downloads_csv(district):
+    with signed_in(district, "auditor_R") as http:
+        by_id = http.get("/orgs/R/compliance", params={"period": "2023", "sort": "learner_id"})
+        by_id_desc = http.get("/orgs/R/compliance", params={
+            "period": "2023", "sort": "learner_id", "desc": "1"})
+        csv = http.get("/orgs/R/compliance.csv", params={"period": "2023"})
+    ids = re.findall(r'archive\?period=2023&lang=zh">([^<]+)<', by_id.text)
+    assert len(ids) >= 60 and ids == sorted(ids)
+    assert re.findall(r'archive\?period=2023&lang=zh">([^<]+)<', by_id_desc.text) == ids[::-1]
+    assert csv.headers["content-type"].startswith("text/csv")
+    lines = csv.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("learner_id,name,org_id,requirement")
+    assert {line.split(",")[0] for line in lines[1:]} == set(ids)

@@ -1,0 +1,50 @@
+"""The study-hour certificate: what counts, the totals, and a code bound to the content."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from domain.errors import PolicyError
+from domain.policy.pack import load_pack
+from projections.certificate import certificate, parse_code
+from tests.factories import SESSION, recorded, registered, session, training, void
+
+HOURS = load_pack("cadre-regs-2023")
+
+
+def facts_2024():
+    return [registered(),
+            training(40, at="2024-04-01T17:00:00+08:00"),
+            training(14, leave=3, at="2024-04-09T17:00:00+08:00"),  # withdrawn: 3 > 14/7
+            recorded("study_session.recorded", SESSION | {
+                "course_id": "C1", "progress": "1", "course_hours": "6", "required": True},
+                at="2024-05-01T10:00:00+08:00"),
+            session("C2", progress="0.5", at="2024-06-01T10:00:00+08:00"),  # not completed
+            training(8, at="2025-01-01T00:30:00+08:00")]  # the next year in Beijing time
+
+
+def test_counts_classes_and_completed_courses_of_the_period_only():
+    cert = certificate(HOURS, facts_2024(), "2024")
+    assert [(i.kind, i.hours) for i in cert.items] == [("class", Decimal(40)),
+                                                      ("course", Decimal(6))]
+    assert (cert.centralized_hours, cert.online_hours) == (Decimal(40), Decimal(6))
+    assert (cert.required_course_hours, cert.total_hours) == (Decimal(6), Decimal(46))
+    assert certificate(HOURS, facts_2024(), "2021-2025").total_hours == Decimal(54)
+
+
+def test_the_code_is_stable_and_a_void_changes_it():
+    facts = facts_2024()
+    code = certificate(HOURS, facts, "2024").code
+    assert certificate(HOURS, list(facts), "2024").code == code
+    assert parse_code(code)[:2] == ("L1", "2024")
+    voided = certificate(HOURS, [*facts, void(facts[1])], "2024")
+    assert voided.code != code and voided.total_hours == Decimal(6)
+
+
+def test_credit_packs_and_malformed_codes_are_refused():
+    with pytest.raises(PolicyError, match="hours"):
+        certificate(load_pack("dadukou-double-100"), facts_2024(), "2024")
+    with pytest.raises(PolicyError, match="looks like"):
+        parse_code("L1-2024")
