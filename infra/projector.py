@@ -20,7 +20,7 @@ from eventsourcing.persistence import Notification
 
 from domain.application import StudyLedger
 from domain.credits.lines import RecordedFact
-from infra.view_store import ViewBatch, ViewStore
+from infra.view_store import ALL_ORGS, ViewBatch, ViewStore
 from projections.learner_views import LearnerRow, OrgRow, apply_org_fact, learner_views
 
 Progress = Callable[[int], None]
@@ -108,7 +108,23 @@ class Projector:
             views = learner_views(self._facts_through(stream_id, events))
             learners.append(views.learner)
             balances.extend(views.balances)
-        self.views.write(ViewBatch(page[-1].id, learners, balances, list(orgs.values())))
+        self.views.write(ViewBatch(page[-1].id, learners, balances, list(orgs.values()),
+                                   chains=self._org_chains(orgs)))
+
+    def _org_chains(self, batch_orgs: dict[str, OrgRow]) -> dict[str, list[str]]:
+        """Every org's chain up the tree (itself first), ending with the all-orgs board."""
+        parents = {row[0]: row[1] for row in self.views.query(
+            "SELECT org_id, parent_id FROM v_orgs")}
+        parents |= {org.org_id: org.parent_id for org in batch_orgs.values()}
+        chains: dict[str, list[str]] = {}
+        for org_id in parents:
+            chain: list[str] = []
+            current: str | None = org_id
+            while current is not None and current not in chain and len(chain) < 64:
+                chain.append(current)
+                current = parents.get(current)
+            chains[org_id] = [*chain, ALL_ORGS]
+        return chains
 
     def _org_row(self, fact: RecordedFact) -> OrgRow:
         org_id = str(fact.payload["org_id"])

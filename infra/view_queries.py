@@ -22,11 +22,12 @@ from domain.errors import (
     PolicyError,
 )
 from domain.policy.pack import SHIPPED_PACKS, load_pack
-from infra.view_store import ViewStore
+from infra.view_store import ALL_ORGS, ViewStore
 from projections.audit_trail import TrailFact, TrailPage, audit_trail
 from projections.ranking_board import (
     BoardAnswer,
     ScoredLearner,
+    ScoreHistogram,
     board_entries,
     decode_cursor,
     encode_cursor,
@@ -39,28 +40,6 @@ class ViewQueries:
     def __init__(self, views: ViewStore) -> None:
         self.views = views
 
-    def _scored(self, org: str | None) -> tuple[str, list[Any]]:
-        """SQL for the (learner, score) rows of a board: CTE text and its parameters."""
-        if org is None:
-            members = "SELECT learner_id, name, org_id FROM v_learners"
-            params: list[Any] = []
-        else:
-            members = (
-                "SELECT l.learner_id, l.name, l.org_id FROM v_learners l "
-                "JOIN subtree s ON l.org_id = s.org_id"
-            )
-            params = [org]
-        sql = (
-            "WITH RECURSIVE subtree(org_id) AS (SELECT org_id FROM v_orgs WHERE org_id = ? "
-            "UNION ALL SELECT o.org_id FROM v_orgs o JOIN subtree s ON o.parent_id = s.org_id), "
-            if org is not None else "WITH "
-        ) + (
-            f"members AS ({members}), scored AS (SELECT m.learner_id, m.name, m.org_id, "
-            "COALESCE(b.score_cents, 0) AS score FROM members m LEFT JOIN v_balances b "
-            "ON b.learner_id = m.learner_id AND b.policy = ? AND b.period = ?) "
-        )
-        return sql, params
-
     def _check(self, policy: str, period: str, org: str | None) -> str:
         pack = load_pack(policy)
         parsed = parse_period(pack, period)
@@ -71,56 +50,83 @@ class ViewQueries:
             raise OrgNotRegisteredError(f"org {org} is not registered", field="org")
         return pack.version
 
+    def _histogram(self, policy: str, period: str, board: str) -> ScoreHistogram:
+        counts = self.views.query(
+            "SELECT score_cents, n FROM v_board_counts WHERE policy = ? AND period = ? "
+            "AND org_id = ?", (policy, period, board))
+        members = self.views.query("SELECT n FROM v_member_counts WHERE org_id = ?", (board,))
+        return ScoreHistogram([(int(s), int(n)) for s, n in counts],
+                              int(members[0][0]) if members else 0)
+
+    def _scored_page(self, policy: str, period: str, board: str, sign: str,
+                     after: tuple[int, str] | None, limit: int) -> list[ScoredLearner]:
+        """Non-zero scores of one sign, in board order, after the cursor."""
+        where, params = "", []
+        if after is not None:
+            where = "AND (score_cents < ? OR (score_cents = ? AND learner_id > ?)) "
+            params = [after[0], after[0], after[1]]
+        rows = self.views.query(
+            "SELECT learner_id, name, unit_id, score_cents FROM v_board WHERE policy = ? AND "
+            f"period = ? AND org_id = ? AND score_cents {sign} 0 {where}"
+            "ORDER BY score_cents DESC, learner_id LIMIT ?",
+            [policy, period, board, *params, limit])
+        return [ScoredLearner(r[0], r[1], r[2], int(r[3])) for r in rows]
+
+    def _zero_page(self, policy: str, period: str, board: str, after_id: str | None,
+                   limit: int) -> list[ScoredLearner]:
+        """Members without a non-zero score, by learner id."""
+        rows = self.views.query(
+            "SELECT m.learner_id, m.name, m.unit_id FROM v_members m WHERE m.org_id = ? "
+            "AND m.learner_id > ? AND NOT EXISTS (SELECT 1 FROM v_board b WHERE "
+            "b.policy = ? AND b.period = ? AND b.org_id = m.org_id AND "
+            "b.learner_id = m.learner_id) ORDER BY m.learner_id LIMIT ?",
+            (board, after_id or "", policy, period, limit))
+        return [ScoredLearner(r[0], r[1], r[2], 0) for r in rows]
+
     def board(self, policy: str, period: str, *, org: str | None = None, limit: int = 50,
               cursor: str | None = None, anonymous: bool = False) -> BoardAnswer:
+        """A page of the board: positive scores, then the zeros by learner id, then the
+        negative scores. Each part is an index range read; ranks come from the histogram."""
         version = self._check(policy, period, org)
         limit = max(1, min(limit, MAX_PAGE))
-        head, params = self._scored(org)
-        params += [policy, period]
+        board = org or ALL_ORGS
         after = decode_cursor(cursor) if cursor else None
-        where, where_params = "", []
-        if after is not None:
-            where = "WHERE score < ? OR (score = ? AND learner_id > ?) "
-            where_params = [after[0], after[0], after[1]]
-        rows = self.views.query(
-            head + "SELECT learner_id, name, org_id, score FROM scored " + where
-            + "ORDER BY score DESC, learner_id LIMIT ?", [*params, *where_params, limit + 1])
-        page = [ScoredLearner(r[0], r[1], r[2], int(r[3])) for r in rows[:limit]]
-        entries = []
-        if page:
-            first_rank = 1 + self._count(head, params, "score > ?", [page[0].score_cents])
-            rows_before = 0 if after is None else self._count(
-                head, params, "score > ? OR (score = ? AND learner_id <= ?)",
-                [after[0], after[0], after[1]])
-            entries = board_entries(page, first_rank, rows_before, anonymous=anonymous)
-        more = len(rows) > limit
+        want = limit + 1
+        page: list[ScoredLearner] = []
+        if after is None or after[0] > 0:
+            page += self._scored_page(policy, period, board, ">", after, want)
+        if len(page) < want and (after is None or after[0] >= 0):
+            after_id = after[1] if after is not None and after[0] == 0 else None
+            page += self._zero_page(policy, period, board, after_id, want - len(page))
+        if len(page) < want:
+            below = after if after is not None and after[0] < 0 else None
+            page += self._scored_page(policy, period, board, "<", below, want - len(page))
+        shown = page[:limit]
+        entries = board_entries(shown, self._histogram(policy, period, board),
+                                anonymous=anonymous) if shown else []
         return BoardAnswer(
             policy=PolicyRef(id=policy, version=version), period=period, org=org,
             entries=entries,
-            next_cursor=encode_cursor(page[-1].score_cents, page[-1].learner_id)
-            if more and page else None,
+            next_cursor=encode_cursor(shown[-1].score_cents, shown[-1].learner_id)
+            if len(page) > limit else None,
         )
-
-    def _count(self, head: str, params: list[Any], condition: str, values: list[Any]) -> int:
-        rows = self.views.query(head + f"SELECT COUNT(*) FROM scored WHERE {condition}",
-                                [*params, *values])
-        return int(rows[0][0])
 
     def rank(self, policy: str, period: str, learner_id: str,
              org: str | None = None) -> dict[str, Any]:
         version = self._check(policy, period, org)
-        head, params = self._scored(org)
-        params += [policy, period]
-        rows = self.views.query(head + "SELECT score FROM scored WHERE learner_id = ?",
-                                [*params, learner_id])
-        if not rows:
+        board = org or ALL_ORGS
+        if not self.views.query("SELECT 1 FROM v_members WHERE org_id = ? AND learner_id = ?",
+                                (board, learner_id)):
             where = f" in the subtree of org {org}" if org else ""
             raise LearnerNotRegisteredError(f"learner {learner_id} is not on this board{where}")
-        score = int(rows[0][0])
-        rank = 1 + self._count(head, params, "score > ?", [score])
+        rows = self.views.query(
+            "SELECT score_cents FROM v_board WHERE policy = ? AND period = ? AND org_id = ? "
+            "AND learner_id = ?", (policy, period, board, learner_id))
+        score = int(rows[0][0]) if rows else 0
+        histogram = self._histogram(policy, period, board)
         return {"policy": {"id": policy, "version": version}, "period": period, "org": org,
-                "learner_id": learner_id, "rank": rank, "score": f"{score / 100:.2f}",
-                "of": self._count(head, params, "1 = 1", [])}
+                "learner_id": learner_id, "rank": histogram.rank_of(score),
+                "score": f"{score / 100:.2f}", "of": histogram.members}
 
     def board_is_public(self, org: str) -> bool:
         """The nearest explicit opt-in or opt-out up the org tree decides; the default is off."""

@@ -7,7 +7,7 @@ either wholly applied or wholly redone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from infra.settings import Settings
@@ -15,8 +15,11 @@ from infra.sql_connection import SqlConnection
 from projections.learner_views import BalanceRow, LearnerRow, OrgRow
 
 # Bump when a view's layout changes: the views are then dropped and rebuilt from the log.
-VIEWS_VERSION = "2"
-TABLES = ("v_balances", "v_learners", "v_orgs", "v_tracking")
+VIEWS_VERSION = "3"
+TABLES = ("v_balances", "v_learners", "v_orgs", "v_tracking", "v_members", "v_board",
+          "v_board_counts", "v_member_counts")
+# The board of every org at once (`--org` omitted) is kept as the board of this pseudo-org.
+ALL_ORGS = "*"
 DDL = [
     "CREATE TABLE IF NOT EXISTS v_learners (learner_id TEXT PRIMARY KEY, name TEXT NOT NULL, "
     "org_id TEXT NOT NULL, rank TEXT NOT NULL, registered_year INTEGER NOT NULL)",
@@ -31,6 +34,23 @@ DDL = [
     "CREATE INDEX IF NOT EXISTS v_balances_board ON v_balances "
     "(policy, period, score_cents DESC, learner_id)",
     "CREATE TABLE IF NOT EXISTS v_tracking (projection TEXT PRIMARY KEY, position BIGINT NOT NULL)",
+    # Boards, precomputed so that a page is an index range read and a rank a sum over
+    # distinct scores: a learner is a member of its org and every ancestor (and of ALL_ORGS);
+    # v_board holds the non-zero cycle scores per member org (zero scores are the members
+    # without a row), v_board_counts how many hold each score, v_member_counts the sizes.
+    "CREATE TABLE IF NOT EXISTS v_members (org_id TEXT NOT NULL, learner_id TEXT NOT NULL, "
+    "name TEXT NOT NULL, unit_id TEXT NOT NULL, PRIMARY KEY (org_id, learner_id))",
+    "CREATE INDEX IF NOT EXISTS v_members_learner ON v_members (learner_id)",
+    "CREATE TABLE IF NOT EXISTS v_board (policy TEXT NOT NULL, period TEXT NOT NULL, "
+    "org_id TEXT NOT NULL, score_cents BIGINT NOT NULL, learner_id TEXT NOT NULL, "
+    "name TEXT NOT NULL, unit_id TEXT NOT NULL, PRIMARY KEY (policy, period, org_id, learner_id))",
+    "CREATE INDEX IF NOT EXISTS v_board_page ON v_board "
+    "(policy, period, org_id, score_cents DESC, learner_id)",
+    "CREATE INDEX IF NOT EXISTS v_board_learner ON v_board (learner_id)",
+    "CREATE TABLE IF NOT EXISTS v_board_counts (policy TEXT NOT NULL, period TEXT NOT NULL, "
+    "org_id TEXT NOT NULL, score_cents BIGINT NOT NULL, n BIGINT NOT NULL, "
+    "PRIMARY KEY (policy, period, org_id, score_cents))",
+    "CREATE TABLE IF NOT EXISTS v_member_counts (org_id TEXT PRIMARY KEY, n BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS v_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
 PROJECTION = "views"
@@ -44,6 +64,8 @@ class ViewBatch:
     learners: list[LearnerRow]
     balances: list[BalanceRow]
     orgs: list[OrgRow]
+    # org -> the org, its ancestors and ALL_ORGS: the boards a member of that org is on
+    chains: dict[str, list[str]] = field(default_factory=dict)
 
 
 class ViewStore(SqlConnection):
@@ -77,7 +99,11 @@ class ViewStore(SqlConnection):
         """Apply one batch and move the position, atomically."""
         learner_ids = [(row.learner_id,) for row in batch.learners]
         with self.transaction() as cur:
-            cur.executemany(self.sql("DELETE FROM v_balances WHERE learner_id = ?"), learner_ids)
+            previous_orgs = self._current_orgs(cur, [row.learner_id for row in batch.learners])
+            for statement in ("DELETE FROM v_balances WHERE learner_id = ?",
+                              "DELETE FROM v_members WHERE learner_id = ?",
+                              "DELETE FROM v_board WHERE learner_id = ?"):
+                cur.executemany(self.sql(statement), learner_ids)
             cur.executemany(self.sql(
                 "INSERT INTO v_balances VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
                 [(b.learner_id, b.policy, b.period, b.is_cycle, b.status, b.score_cents,
@@ -93,9 +119,58 @@ class ViewStore(SqlConnection):
                 "name = excluded.name, parent_id = excluded.parent_id, "
                 "board_published = excluded.board_published"),
                 [(o.org_id, o.name, o.parent_id, o.board_published) for o in batch.orgs])
+            self._write_boards(cur, batch, previous_orgs)
             cur.execute(self.sql(
                 "INSERT INTO v_tracking VALUES (?, ?) ON CONFLICT (projection) DO UPDATE "
                 "SET position = excluded.position"), (PROJECTION, batch.position))
+
+    def _current_orgs(self, cur: Any, learner_ids: list[str]) -> set[str]:
+        """The orgs these learners belong to before this batch (a transfer leaves one)."""
+        found: set[str] = set()
+        for start in range(0, len(learner_ids), 500):
+            chunk = learner_ids[start:start + 500]
+            cur.execute(self.sql("SELECT DISTINCT org_id FROM v_learners WHERE learner_id IN ("
+                                 + ", ".join("?" * len(chunk)) + ")"), chunk)
+            found.update(row[0] for row in cur.fetchall())
+        return found
+
+    def _write_boards(self, cur: Any, batch: ViewBatch, previous_orgs: set[str]) -> None:
+        learners = {row.learner_id: row for row in batch.learners}
+        cur.executemany(self.sql("INSERT INTO v_members VALUES (?, ?, ?, ?)"), [
+            (org, row.learner_id, row.name, row.org_id)
+            for row in batch.learners for org in batch.chains[row.org_id]])
+        scored = [b for b in batch.balances if b.is_cycle and b.score_cents != 0]
+        cur.executemany(self.sql("INSERT INTO v_board VALUES (?, ?, ?, ?, ?, ?, ?)"), [
+            (b.policy, b.period, org, b.score_cents, b.learner_id,
+             learners[b.learner_id].name, learners[b.learner_id].org_id)
+            for b in scored for org in batch.chains[learners[b.learner_id].org_id]])
+        # Recount every board and org the batch may have changed: the members' orgs now and
+        # before, with their ancestors, for every cycle the batch touched.
+        orgs = {org for row in batch.learners for org in batch.chains[row.org_id]}
+        orgs |= {org for old in previous_orgs for org in batch.chains.get(old, [old])}
+        cycles = {(b.policy, b.period) for b in batch.balances if b.is_cycle}
+        cycles |= set(self._cycles_on_boards(cur, orgs))
+        for org in orgs:
+            cur.execute(self.sql("DELETE FROM v_member_counts WHERE org_id = ?"), (org,))
+            cur.execute(self.sql("INSERT INTO v_member_counts SELECT org_id, COUNT(*) FROM "
+                                 "v_members WHERE org_id = ? GROUP BY org_id"), (org,))
+            for policy, period in cycles:
+                key = (policy, period, org)
+                cur.execute(self.sql("DELETE FROM v_board_counts WHERE policy = ? AND "
+                                     "period = ? AND org_id = ?"), key)
+                cur.execute(self.sql(
+                    "INSERT INTO v_board_counts SELECT policy, period, org_id, score_cents, "
+                    "COUNT(*) FROM v_board WHERE policy = ? AND period = ? AND org_id = ? "
+                    "GROUP BY policy, period, org_id, score_cents"), key)
+
+    def _cycles_on_boards(self, cur: Any, orgs: set[str]) -> list[tuple[str, str]]:
+        """Boards that already exist for these orgs: a learner leaving one must be uncounted."""
+        if not orgs:
+            return []
+        listed = sorted(orgs)
+        cur.execute(self.sql("SELECT DISTINCT policy, period FROM v_board_counts WHERE org_id "
+                             "IN (" + ", ".join("?" * len(listed)) + ")"), listed)
+        return [(row[0], row[1]) for row in cur.fetchall()]
 
     def reset(self) -> None:
         """Empty every view and the position (a replay starts from zero)."""
@@ -110,4 +185,10 @@ class ViewStore(SqlConnection):
             "v_orgs": self.query("SELECT * FROM v_orgs ORDER BY org_id"),
             "v_balances": self.query(
                 "SELECT * FROM v_balances ORDER BY learner_id, policy, period"),
+            "v_members": self.query("SELECT * FROM v_members ORDER BY org_id, learner_id"),
+            "v_board": self.query(
+                "SELECT * FROM v_board ORDER BY policy, period, org_id, learner_id"),
+            "v_board_counts": self.query(
+                "SELECT * FROM v_board_counts ORDER BY policy, period, org_id, score_cents"),
+            "v_member_counts": self.query("SELECT * FROM v_member_counts ORDER BY org_id"),
         }

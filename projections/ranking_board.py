@@ -24,21 +24,25 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
-def competition_ranks(scores: Sequence[int], first_rank: int, rows_before: int) -> list[int]:
-    """Ranks for a page of descending scores: equal scores share a rank (1, 2, 2, 4).
+class ScoreHistogram:
+    """How many learners of a board hold each score: ranks without reading the learners.
 
-    `first_rank` is the rank of the page's first score; `rows_before` counts the board's
-    entries before the page (so a new score's rank is its position on the whole board).
+    DOMAIN.md's tie rule: equal scores share a rank, and the next rank skips (1, 2, 2, 4), so
+    a score's rank is 1 + the number of learners with a higher score. `counts` covers the
+    non-zero scores; every other member of the board scores 0.
     """
-    ranks: list[int] = []
-    for index, score in enumerate(scores):
-        if index == 0:
-            ranks.append(first_rank)
-        elif score == scores[index - 1]:
-            ranks.append(ranks[-1])
-        else:
-            ranks.append(rows_before + index + 1)
-    return ranks
+
+    def __init__(self, counts: Sequence[tuple[int, int]], members: int) -> None:
+        self.counts = sorted(counts, reverse=True)
+        self.members = members
+        self.zeros = members - sum(n for _, n in self.counts)
+
+    def above(self, score_cents: int) -> int:
+        higher = sum(n for score, n in self.counts if score > score_cents)
+        return higher + (self.zeros if score_cents < 0 else 0)
+
+    def rank_of(self, score_cents: int) -> int:
+        return 1 + self.above(score_cents)
 
 
 def encode_cursor(score_cents: int, learner_id: str) -> str:
@@ -90,16 +94,15 @@ class BoardAnswer(BaseModel):
 
 
 def board_entries(
-    page: Sequence[ScoredLearner], first_rank: int, rows_before: int, *, anonymous: bool
+    page: Sequence[ScoredLearner], histogram: ScoreHistogram, *, anonymous: bool
 ) -> list[BoardEntry]:
-    ranks = competition_ranks([s.score_cents for s in page], first_rank, rows_before)
     return [
         BoardEntry(
-            rank=rank,
+            rank=histogram.rank_of(s.score_cents),
             learner_id=None if anonymous else s.learner_id,
             name=mask_name(s.name),
             org_id=s.org_id,
             score=Decimal(s.score_cents) / 100,
         )
-        for rank, s in zip(ranks, page, strict=True)
+        for s in page
     ]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.errors import OrgNotRegisteredError, PolicyError
+from domain.errors import LearnerNotRegisteredError, OrgNotRegisteredError, PolicyError
 from infra.bootstrap import build_projector
 from infra.view_queries import ViewQueries, compliance, history, org_statistics
 from tests.factories import REGISTRATION, incoming
@@ -181,3 +181,42 @@ def test_org_statistics_for_a_year(district):
                                   "median_score")} == {
         "learners": 5, "share_with_credit": "0.8000", "mean_score": "16.00",
         "median_score": "20.00"}
+
+
+def penalty(learner_id, severity):
+    return incoming("penalty.recorded", {"severity": severity, "reason": "失误"},
+                    learner_id=learner_id, at="2023-03-01T10:00:00+08:00")
+
+
+def test_negative_scores_rank_after_the_zeros_and_paging_crosses_every_part(district):
+    ledger, projector, queries = district
+    ledger.record_facts([learner("L6", "B"), learner("L7", "A1"), penalty("L6", "major"),
+                         penalty("L5", "serious")], now=NOW, channel="t")
+    projector.run_once()
+    whole = ranked(queries.board(POLICY, CYCLE, org="R"))
+    assert whole == [(1, "L1", "30.00"), (2, "L2", "20.00"), (2, "L3", "20.00"),
+                     (4, "L4", "0.00"), (4, "L7", "0.00"), (6, "L6", "-20.00"),
+                     (7, "L5", "-30.00")]
+    for size in (1, 2, 3):
+        walked, cursor = [], None
+        while True:
+            page = queries.board(POLICY, CYCLE, org="R", limit=size, cursor=cursor)
+            walked += ranked(page)
+            if (cursor := page.next_cursor) is None:
+                break
+        assert walked == whole
+    assert queries.rank(POLICY, CYCLE, "L6", org="R")["rank"] == 6
+    assert queries.rank(POLICY, CYCLE, "L7")["rank"] == 4  # the board of every org
+
+
+def test_a_transfer_moves_the_learner_between_boards_and_their_counts(district):
+    ledger, projector, queries = district
+    ledger.record_facts([incoming("learner.transferred", {"org_id": "A1"},
+                                  learner_id="L3")], now=NOW, channel="t")
+    projector.run_once()
+    assert ranked(queries.board(POLICY, CYCLE, org="B")) == []
+    assert queries.rank(POLICY, CYCLE, "L3", org="A1") == {
+        "policy": {"id": POLICY, "version": "1"}, "period": CYCLE, "org": "A1",
+        "learner_id": "L3", "rank": 1, "score": "20.00", "of": 3}
+    with pytest.raises(LearnerNotRegisteredError, match="not on this board"):
+        queries.rank(POLICY, CYCLE, "L3", org="B")

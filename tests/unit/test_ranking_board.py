@@ -4,7 +4,7 @@ import pytest
 
 from domain.errors import InvalidCursorError
 from projections.ranking_board import (
-    competition_ranks,
+    ScoreHistogram,
     decode_cursor,
     encode_cursor,
     mask_name,
@@ -12,12 +12,14 @@ from projections.ranking_board import (
 
 
 def test_equal_scores_share_a_rank_and_the_next_rank_skips():
-    assert competition_ranks([300, 200, 200, 100], first_rank=1, rows_before=0) == [1, 2, 2, 4]
+    board = ScoreHistogram([(300, 1), (200, 2), (100, 1)], members=4)
+    assert [board.rank_of(s) for s in (300, 200, 200, 100)] == [1, 2, 2, 4]
 
 
-def test_a_later_page_continues_the_ranks_of_the_whole_board():
-    # board: 500, 400, 400 | page: 400, 300  (the page starts inside a tie)
-    assert competition_ranks([400, 300], first_rank=2, rows_before=3) == [2, 5]
+def test_members_without_credits_rank_after_every_positive_and_before_negative_scores():
+    # scores: 500, 400, 400, then three members at 0, then -500 (a penalty)
+    board = ScoreHistogram([(500, 1), (400, 2), (-500, 1)], members=7)
+    assert [board.rank_of(s) for s in (500, 400, 0, -500)] == [1, 2, 4, 7]
 
 
 @pytest.mark.parametrize(("name", "masked"), [
