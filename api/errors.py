@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import (
@@ -76,20 +76,10 @@ def domain_error_info(error: StudyLedgerError) -> ErrorInfo:
                      details=[ErrorDetail(field=error.field, message=error.message)])
 
 
-def validation_details(error: ValidationError | RequestValidationError,
-                       drop_prefix: tuple[str, ...] = ()) -> list[ErrorDetail]:
-    """Field paths as dotted strings ("payload.hours"), without pydantic's union tags."""
-    details = []
-    for problem in error.errors():
-        loc = [str(part) for part in problem["loc"]]
-        while loc and loc[0] in drop_prefix:
-            loc = loc[1:]
-        if problem["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            loc = ["type"]
-        elif len(loc) > 1 and "." in loc[0]:  # the discriminated union's tag, e.g. exam.graded
-            loc = loc[1:]
-        details.append(ErrorDetail(field=".".join(loc) or None, message=problem["msg"]))
-    return details
+def validation_details(error: RequestValidationError) -> list[ErrorDetail]:
+    """A request's problems with their paths as dotted strings ("query.as_of")."""
+    return [ErrorDetail(field=".".join(str(p) for p in problem["loc"]) or None,
+                        message=problem["msg"]) for problem in error.errors()]
 
 
 def error_response(status: int, info: ErrorInfo, headers: dict[str, str] | None = None

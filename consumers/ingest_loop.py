@@ -24,7 +24,7 @@ from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
 from domain.application import RecordResult, StudyLedger
-from domain.facts import IncomingFact, parse_fact
+from domain.facts import IncomingFact, fact_problems, parse_fact
 
 log = logging.getLogger("studyledger.consume")
 
@@ -87,14 +87,9 @@ def _validate(message: InboundMessage) -> IncomingFact | DeadLetter:
     try:
         return parse_fact(data)
     except ValidationError as exc:
-        problems = exc.errors()
-        first = problems[0]
-        loc = [str(p) for p in first["loc"]]
-        if loc and "." in loc[0]:
-            loc = loc[1:]  # the discriminated union's tag
-        reason = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                           for e in problems[:5])
-        return DeadLetter(message, "invalid_fact", reason, ".".join(loc) or None)
+        problems = fact_problems(exc)
+        reason = "; ".join(f"{path}: {message}" for path, message in problems[:5])
+        return DeadLetter(message, "invalid_fact", reason, problems[0][0])
 
 
 class IngestLoop:

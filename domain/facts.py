@@ -24,6 +24,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     TypeAdapter,
+    ValidationError,
 )
 
 from domain.identity import fact_event_id
@@ -341,6 +342,21 @@ def prepare(envelope: LearnerFact | OrgFact) -> IncomingFact:
         canonical_text=canonical_text,
         digest=hashlib.sha256(canonical_text.encode()).hexdigest(),
     )
+
+
+def fact_problems(error: ValidationError) -> list[tuple[str, str]]:
+    """(dotted field path, message) per problem of an invalid fact, the same for HTTP, Kafka
+    and JSONL. The discriminated union puts the fact type first in every path; it is left
+    out ("payload.hours", not "exam.graded.payload.hours")."""
+    problems = []
+    for detail in error.errors():
+        loc = [str(part) for part in detail["loc"]]
+        if loc and loc[0] in FACT_TYPES:
+            loc = loc[1:]
+        if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = ["type"]
+        problems.append((".".join(loc) or "(envelope)", detail["msg"]))
+    return problems
 
 
 def parse_fact(data: Any) -> IncomingFact:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from domain.application import StudyLedger
-from domain.facts import IncomingFact, parse_fact
+from domain.facts import IncomingFact, fact_problems, parse_fact
 
 Clock = Callable[[], datetime]
 
@@ -58,20 +58,10 @@ class IngestReport:
         return self.rejected == 0
 
 
-def describe_validation_error(error: ValidationError, fact_type: Any) -> tuple[str, str]:
-    """(field path, reason) for a pydantic error, with the union tag stripped from paths."""
-    problems = []
-    first_field = ""
-    for detail in error.errors():
-        loc = [str(part) for part in detail["loc"]]
-        if loc and loc[0] == fact_type:
-            loc = loc[1:]  # the discriminated union puts the tag first
-        if detail["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            loc = ["type"]
-        path = ".".join(loc) or "(envelope)"
-        first_field = first_field or path
-        problems.append(f"{path}: {detail['msg']}")
-    return first_field, "; ".join(problems)
+def describe_validation_error(error: ValidationError) -> tuple[str, str]:
+    """(first field path, every problem) of an invalid fact, for the rejections file."""
+    problems = fact_problems(error)
+    return problems[0][0], "; ".join(f"{path}: {message}" for path, message in problems)
 
 
 def parse_line(number: int, raw: str) -> IncomingFact | Rejection:
@@ -84,7 +74,7 @@ def parse_line(number: int, raw: str) -> IncomingFact | Rejection:
     try:
         return parse_fact(data)
     except ValidationError as exc:
-        field_path, reason = describe_validation_error(exc, data.get("type"))
+        field_path, reason = describe_validation_error(exc)
         return Rejection(number, "invalid_fact", field_path, reason, raw)
 
 

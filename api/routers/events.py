@@ -13,18 +13,18 @@ from pydantic import ValidationError
 
 from domain.application import RecordResult
 from domain.errors import OutOfScopeError
-from domain.facts import IncomingFact, parse_fact
+from domain.facts import IncomingFact, fact_problems, parse_fact
 
 from ..auth import Principal, may_post
 from ..errors import (
     ERROR_RESPONSES,
     ApiError,
     ErrorBody,
+    ErrorDetail,
     ErrorInfo,
     domain_error_info,
     error_response,
     status_of,
-    validation_details,
 )
 from ..schemas import FACT_EXAMPLE, BatchItem, BatchRecorded, EventRecorded, ItemStatus
 from ..security import Caller
@@ -41,9 +41,10 @@ def _parse(data: Any) -> IncomingFact | ErrorInfo:
     try:
         return parse_fact(data)
     except ValidationError as exc:
-        details = validation_details(exc)
-        message = "; ".join(f"{d.field}: {d.message}" for d in details[:5])
-        return ErrorInfo(code="invalid_fact", message=message, details=details)
+        problems = fact_problems(exc)
+        return ErrorInfo(code="invalid_fact",
+                         message="; ".join(f"{path}: {msg}" for path, msg in problems[:5]),
+                         details=[ErrorDetail(field=path, message=msg) for path, msg in problems])
 
 
 async def _wait_for_views(services: Services, position: int | None) -> bool:

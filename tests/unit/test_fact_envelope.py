@@ -14,7 +14,7 @@ from tests.factories import SESSION, envelope
 def errors_of(data):
     with pytest.raises(ValidationError) as caught:
         parse_fact(data)
-    return describe_validation_error(caught.value, data.get("type"))
+    return describe_validation_error(caught.value)
 
 
 def test_every_event_type_of_the_domain_guide_is_known():
