@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,29 +14,20 @@ from typing import Any
 from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
-from domain.application import StudyLedger
 from domain.credits.balance import BalanceAnswer
 from domain.errors import StudyLedgerError
 from domain.policy.pack import DEFAULT_PACK, SHIPPED_PACKS
-from infra.bootstrap import build_ledger
+from infra.cli_common import (
+    EXIT_BROKEN,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_USAGE,
+    CommandError,
+    open_ledger,
+)
+from infra.cli_kafka import cmd_consume, cmd_relay, cmd_topics
+from infra.cli_serve import cmd_keys, cmd_run, cmd_serve
 from infra.settings import Settings
-
-EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_BROKEN, EXIT_STORE_DOWN = 0, 1, 2, 3, 4
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed as one line, exit code attached."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def _ledger(settings: Settings) -> StudyLedger:
-    try:
-        return build_ledger(settings)
-    except (PersistenceError, OSError) as exc:
-        raise CommandError(f"cannot open the store at {settings.database_url}: {exc}") from exc
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -47,7 +37,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if not path.is_file():
         raise CommandError(f"no such file: {path}")
     report = ingest_file(
-        _ledger(settings), path, rejections_path=Path(args.rejects) if args.rejects else None,
+        open_ledger(settings), path, rejections_path=Path(args.rejects) if args.rejects else None,
         batch_size=args.batch_size or settings.batch_size, channel=args.channel,
     )
     print(f"{path}: {report.lines} lines: {report.stored} stored, "
@@ -78,7 +68,7 @@ def _print_balance(answer: BalanceAnswer) -> None:
 
 def cmd_balance(args: argparse.Namespace, settings: Settings) -> int:
     as_of = _parse_time(args.as_of) if args.as_of else None
-    answer = _ledger(settings).balance(args.learner_id, args.policy, args.period, as_of)
+    answer = open_ledger(settings).balance(args.learner_id, args.policy, args.period, as_of)
     if args.json:
         print(answer.model_dump_json(indent=2))
     else:
@@ -97,7 +87,7 @@ def _parse_time(text: str) -> datetime:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    ledger = _ledger(settings)
+    ledger = open_ledger(settings)
     if args.learner_id:
         reports = [ledger.verify_learner(args.learner_id)]
     else:
@@ -143,91 +133,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK if status in (EXIT_OK, EXIT_REJECTED) else status
 
 
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """The main job: load the demo district into an empty store, bring the views up to date,
-    then serve the HTTP API (with the projections running) until Ctrl-C."""
-    from infra.bootstrap import build_projector
-    from infra.key_store import KeyStore
-
-    ledger = _ledger(settings)
-    demo_key = None
-    if not ledger.recorder.max_notification_id():
-        print(f"the store at {settings.database_url} is empty: loading the demo district")
-        args.out, args.seed, args.learners, args.no_ingest = "var/demo.jsonl", 20210104, 500, False
-        cmd_demo(args, settings)
-        keys = KeyStore(settings)
-        demo_key = keys.create("auditor", "500104")
-        keys.close()
-    projector = build_projector(settings, ledger)
-    print(f"bringing the read views up to date ({projector.lag()} facts behind)", flush=True)
-    projector.run_once()
-    projector.views.close()
-    total = ledger.recorder.max_notification_id()
-    base = f"http://{settings.api_host}:{settings.api_port}"
-    print(f"\nstore {settings.database_url}: {total} recorded facts")
-    print(f"StudyLedger API at {base}  (docs: {base}/docs)")
-    print(f"public board:  curl '{base}/v1/boards/dadukou-double-100/2021-2025?org=500104'")
-    if demo_key:
-        print(f"an auditor key for the demo district (shown once): {demo_key}")
-        print(f"balance:       curl -H 'Authorization: Bearer {demo_key}' "
-              f"'{base}/v1/learners/L000001/balance?period=2021-2025'")
-    else:
-        print("make a key:    studyledger keys create --role auditor --org 500104")
-    from infra.serve import serve
-
-    serve(settings)
-    return EXIT_OK
-
-
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.serve import serve
-
-    overrides = {k: v for k, v in (("api_host", args.host), ("api_port", args.port),
-                                   ("api_workers", args.workers)) if v is not None}
-    for key, value in overrides.items():  # the workers read their settings from the env
-        os.environ[f"STUDYLEDGER_{key.upper()}"] = str(value)
-    settings = settings.model_copy(update=overrides)
-    _ledger(settings)  # fail here, in one line, if the store cannot be opened
-    print(f"StudyLedger API at http://{settings.api_host}:{settings.api_port} "
-          f"({settings.api_workers} worker(s), store {settings.database_url})", flush=True)
-    serve(settings, project=not args.no_project)
-    return EXIT_OK
-
-
-def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.key_store import KeyStore, KeyStoreError
-
-    keys = KeyStore(settings)
-    try:
-        if args.action == "create":
-            ledger = _ledger(settings)
-            from domain.archive import OrgUnit
-
-            if ledger.get_existing(OrgUnit, OrgUnit.id_for(args.org)) is None:
-                raise CommandError(f"org {args.org} is not registered")
-            print(keys.create(args.role, args.org, args.source))  # the key alone on stdout
-        elif args.action == "revoke":
-            keys.revoke(args.key_id)
-            print(f"revoked key {args.key_id}", file=sys.stderr)
-        else:
-            for key in keys.list():
-                state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
-                print(f"{key.key_id}  {key.role:<8}  org {key.org_id:<12}  "
-                      f"source {key.source or '-':<14}  created {key.created_at}  {state}")
-    except KeyStoreError as exc:
-        raise CommandError(str(exc)) from exc
-    finally:
-        keys.close()
-    return EXIT_OK
-
-
 def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import threading
 
     from infra.bootstrap import build_projector
 
-    projector = build_projector(settings, _ledger(settings))
+    projector = build_projector(settings, open_ledger(settings))
     if args.once:
         applied = projector.run_once()
         print(f"projected {applied} facts; views at position {projector.views.position()}")
@@ -249,7 +161,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     from infra.bootstrap import build_projector
 
-    projector = build_projector(settings, _ledger(settings))
+    projector = build_projector(settings, open_ledger(settings))
     total = projector.ledger.recorder.max_notification_id() or 0
     with tqdm(total=total, unit="ev", desc="replay", disable=None) as bar:
         applied = projector.replay(progress=bar.update)
@@ -295,7 +207,7 @@ def cmd_compliance(args: argparse.Namespace, settings: Settings) -> int:
     from infra.bootstrap import build_views
     from infra.view_queries import compliance
 
-    answer = compliance(build_views(settings), _ledger(settings), args.org, args.policy,
+    answer = compliance(build_views(settings), open_ledger(settings), args.org, args.policy,
                         args.period)
     if args.json:
         print(json.dumps(answer, indent=2, ensure_ascii=False))
@@ -321,7 +233,7 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     from infra.view_queries import history
 
     as_of = _parse_time(args.as_of) if args.as_of else None
-    page = history(_ledger(settings), args.learner_id, as_of=as_of, limit=args.limit,
+    page = history(open_ledger(settings), args.learner_id, as_of=as_of, limit=args.limit,
                    cursor=args.cursor)
     if args.json:
         print(page.model_dump_json(indent=2))
@@ -335,141 +247,6 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     if page.next_cursor:
         print(f"next page: --cursor {page.next_cursor}")
     return EXIT_OK
-
-
-@contextlib.contextmanager
-def _kafka_errors(settings: Settings) -> Iterator[None]:
-    """Kafka failures as one line: not configured, unreachable, refused."""
-    from kafka.errors import KafkaError
-
-    from infra.kafka_io import KafkaSetupError
-
-    try:
-        yield
-    except KafkaSetupError as exc:
-        raise CommandError(str(exc)) from exc
-    except KafkaError as exc:
-        raise CommandError(f"Kafka at {settings.kafka_bootstrap}: {exc!r}") from exc
-
-
-def _stop_on_signals() -> Any:
-    import signal
-    import threading
-
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())  # finish the batch in hand, then exit
-    return stop
-
-
-def _kafka_client_id(settings: Settings, role: str) -> str:
-    import socket
-
-    return f"{settings.kafka_client_id}-{role}-{socket.gethostname()}-{os.getpid()}"
-
-
-def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
-    """Kafka -> event store, offsets committed only after the store (see consumers/)."""
-    with _kafka_errors(settings):
-        import logging
-        import time
-
-        from consumers.ingest_loop import IngestLoop, StoreUnavailableError
-        from infra.ingest import utc_now
-        from infra.kafka_io import KafkaDeadLetterSink, KafkaMessageSource
-
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-        log = logging.getLogger("studyledger.consume")
-        ledger = _ledger(settings)
-        client_id = _kafka_client_id(settings, "consume")
-        source = KafkaMessageSource(settings, client_id)
-        dead_letters = KafkaDeadLetterSink(settings, client_id)
-        loop = IngestLoop(ledger, source, dead_letters, clock=utc_now,
-                          retries=settings.kafka_store_retries)
-        stop = _stop_on_signals()
-        log.info("consuming %s as %s in group %s", settings.kafka_topic_events, client_id,
-                 settings.kafka_group_id)
-        assigned: list[int] = []
-        idle_since = last_report = time.monotonic()
-
-        def report() -> None:
-            s = loop.stats
-            log.info("consumed %d (stored %d, duplicate %d, dead-lettered %d) at %.0f msg/s; "
-                     "lag %s", s.messages, s.stored, s.duplicate, s.dead_lettered, s.rate(),
-                     source.lag())
-
-        try:
-            while not stop.is_set():
-                count = loop.run_batch()
-                now = time.monotonic()
-                if source.assignment() != assigned:
-                    assigned = source.assignment()
-                    log.info("partitions assigned: %s", assigned)
-                if count or not assigned:
-                    idle_since = now  # idle time counts only once partitions are ours
-                elif args.until_idle is not None and now - idle_since >= args.until_idle:
-                    log.info("idle for %.1f s: stopping", args.until_idle)
-                    break
-                if now - last_report >= settings.kafka_report_seconds:
-                    report()
-                    last_report = now
-        except StoreUnavailableError as exc:
-            log.error("giving up: %s", exc)
-            return EXIT_STORE_DOWN
-        finally:
-            source.close()
-            dead_letters.close()
-        report()
-        return EXIT_OK
-
-
-def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
-    """Event store -> `studyledger.recorded`, position stored after the broker's acks."""
-    with _kafka_errors(settings):
-        import logging
-        import time
-
-        from consumers.relay import RelayLoop
-        from infra.kafka_io import KafkaPublisher
-        from infra.relay_position import RelayPositionStore
-
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-        log = logging.getLogger("studyledger.relay")
-        ledger = _ledger(settings)
-        publisher = KafkaPublisher(settings, _kafka_client_id(settings, "relay"))
-        positions = RelayPositionStore(settings, settings.kafka_topic_recorded)
-        loop = RelayLoop(ledger, publisher, positions, batch_size=args.batch_size)
-        stop = _stop_on_signals()
-        log.info("relaying to %s from position %d (lag %d)", settings.kafka_topic_recorded,
-                 positions.position(), loop.lag())
-        published, started, last_report = 0, time.monotonic(), time.monotonic()
-        try:
-            while not stop.is_set():
-                count = loop.run_batch()
-                published += count
-                if time.monotonic() - last_report >= settings.kafka_report_seconds:
-                    log.info("published %d at %.0f/s; position %d, lag %d", published,
-                             published / (time.monotonic() - started), positions.position(),
-                             loop.lag())
-                    last_report = time.monotonic()
-                if count == 0:
-                    if args.once:
-                        break
-                    stop.wait(args.poll)
-            log.info("published %d; position %d", published, positions.position())
-        finally:
-            publisher.close()
-            positions.close()
-        return EXIT_OK
-
-
-def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
-    with _kafka_errors(settings):
-        from infra.kafka_io import create_topics
-
-        for line in create_topics(settings, args.partitions, args.replication_factor):
-            print(line)
-        return EXIT_OK
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:

@@ -28,6 +28,7 @@ from projections.ranking_board import mask_name
 from ..auth import READER_ROLES, Principal
 from ..errors import forbidden, unauthorized
 from ..i18n import pick_lang, translator
+from ..security import check_learner_readable, check_org_readable
 from ..services import Services, ServicesDep
 
 router = APIRouter(include_in_schema=False)
@@ -80,19 +81,39 @@ def _org_names(services: Services) -> dict[str, str]:
     return {org_id: name for org_id, name, _, _ in services.views.org_table()}
 
 
-def _subtree(services: Services, root: str, public_only: bool) -> list[tuple[str, str, int]]:
-    """(org_id, name, depth) of the subtree under root, depth-first."""
+def _public_orgs(table: list[tuple[str, str, str | None, bool | None]]) -> set[str]:
+    """Orgs whose board is public: the nearest explicit choice up the tree decides."""
+    parents = {org_id: parent for org_id, _, parent, _ in table}
+    choices = {org_id: published for org_id, _, _, published in table}
+    public = set()
+    for org_id in parents:
+        current: str | None = org_id
+        while current is not None and choices.get(current) is None:
+            current = parents.get(current)
+        if current is not None and choices[current]:
+            public.add(org_id)
+    return public
+
+
+def _picker(services: Services, org: str) -> list[tuple[str, str, int]]:
+    """(org_id, name, depth) of the published subtree around `org`, depth-first from its
+    highest published ancestor."""
     table = services.views.org_table()
-    children: dict[str | None, list[tuple[str, str]]] = {}
-    for org_id, name, parent, _ in table:
-        children.setdefault(parent, []).append((org_id, name))
+    public = _public_orgs(table)
+    parents = {org_id: parent for org_id, _, parent, _ in table}
     names = {org_id: name for org_id, name, _, _ in table}
+    children: dict[str | None, list[str]] = {}
+    for org_id, _, parent, _ in table:
+        children.setdefault(parent, []).append(org_id)
+    root = org
+    while parents.get(root) in public:
+        root = parents[root] or root
     out: list[tuple[str, str, int]] = []
 
     def walk(org_id: str, depth: int) -> None:
-        if not public_only or services.views.board_is_public(org_id):
+        if org_id in public:
             out.append((org_id, names[org_id], depth))
-        for child, _ in sorted(children.get(org_id, [])):
+        for child in sorted(children.get(org_id, [])):
             walk(child, depth + 1)
 
     walk(root, 0)
@@ -128,14 +149,10 @@ def board_page(request: Request, services: ServicesDep, policy: str, period: str
                                   anonymous=True)
     names = _org_names(services)
     t = translator(pick_lang(request.query_params.get("lang")))
-    root = org
-    table = {o: parent for o, _, parent, _ in services.views.org_table()}
-    while table.get(root) is not None and services.views.board_is_public(table[root] or ""):
-        root = table[root] or root  # the picker starts at the highest published ancestor
     return render(request, "board.html", entries=answer.entries, next_cursor=answer.next_cursor,
                   cursor=cursor, org=org, org_name=names.get(org, org), org_names=names,
                   period=period, requirement_line=_requirement_line(policy, t),
-                  subtree=_subtree(services, root, public_only=True))
+                  subtree=_picker(services, org))
 
 
 def _chart(years: list[tuple[int, BalanceAnswer]]) -> dict[str, Any]:
@@ -157,21 +174,27 @@ def _percent(actual: Any, required: Any) -> float:
     return float(min(Decimal(100), max(Decimal(0), Decimal(str(actual)) * 100 / required)))
 
 
+def _balance(services: Services, learner_id: str, policy: str, period: str) -> BalanceAnswer:
+    """The projected answer; computed from the store when the views have no row for it."""
+    _, stored = services.views.learner_balance(learner_id, policy, period)
+    if stored is not None:
+        return BalanceAnswer.model_validate_json(stored)
+    return services.ledger.balance(learner_id, policy, period)
+
+
 @router.get("/learners/{learner_id}/archive", response_class=HTMLResponse)
 def archive_page(request: Request, services: ServicesDep, reader: PageReader, learner_id: str,
                  policy: str = DEFAULT_PACK, period: str = "2021-2025",
                  cursor: str | None = None) -> Response:
-    from ..security import check_learner_readable
-
     check_learner_readable(services, reader, learner_id)
-    ledger = services.ledger
-    balance = ledger.balance(learner_id, policy, period)
     pack = load_pack(policy)
-    years = [(y, ledger.balance(learner_id, policy, str(y)))
+    balance = _balance(services, learner_id, policy, period)
+    years = [(y, _balance(services, learner_id, policy, str(y)))
              for y in parse_period(pack, period).years]
     trail = services.views.history(learner_id, as_of=None, limit=500, cursor=cursor)
-    facts = ledger.facts_of(learner_id)
-    name = next(f.payload["name"] for f in facts if f.type == "learner.registered")
+    first_page = trail if cursor is None else services.views.history(
+        learner_id, as_of=None, limit=1, cursor=None)
+    name = first_page.entries[0].envelope["payload"]["name"]  # version 1: the registration
     org_id = services.views.learner_org(learner_id) or ""
     return render(request, "archive.html", learner_id=learner_id, name=name,
                   org_name=_org_names(services).get(org_id, org_id), balance=balance,
@@ -182,8 +205,6 @@ def archive_page(request: Request, services: ServicesDep, reader: PageReader, le
 @router.get("/learners/{learner_id}/certificate", response_class=HTMLResponse)
 def certificate_page(request: Request, services: ServicesDep, reader: PageReader,
                      learner_id: str, period: str) -> Response:
-    from ..security import check_learner_readable
-
     check_learner_readable(services, reader, learner_id)
     pack = load_pack(CERTIFICATE_PACK)
     cert = certificate(pack, services.ledger.facts_of(learner_id), period)
@@ -215,8 +236,6 @@ COLUMNS = {"learner_id": "learner", "name": "name", "org_id": "unit",
 
 def _compliance_rows(services: Services, reader: Principal, org_id: str, policy: str,
                      period: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from ..security import check_org_readable
-
     check_org_readable(services, reader, org_id)
     report = services.views.compliance(org_id, policy, period)
     rows = []
