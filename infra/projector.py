@@ -88,7 +88,9 @@ class Projector:
         self.views.reset()
         self.cache.clear()
         self.orgs.clear()
-        return self.run_once(progress)
+        applied = self.run_once(progress)
+        self.views.analyze()
+        return applied
 
     def _apply(self, page: Sequence[Notification]) -> None:
         by_stream: dict[UUID, list[tuple[int, Any]]] = {}

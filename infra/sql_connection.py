@@ -57,5 +57,13 @@ class SqlConnection:
         finally:
             cur.close()
 
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
+        """A statement that returns no rows, in autocommit."""
+        cur = self._conn.cursor()
+        try:
+            cur.execute(self.sql(statement), params)
+        finally:
+            cur.close()
+
     def close(self) -> None:
         self._conn.close()

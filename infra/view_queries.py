@@ -119,9 +119,10 @@ class ViewQueries:
                                 (board, learner_id)):
             where = f" in the subtree of org {org}" if org else ""
             raise LearnerNotRegisteredError(f"learner {learner_id} is not on this board{where}")
+        # The learner's own balance row holds the same score, under its primary key.
         rows = self.views.query(
-            "SELECT score_cents FROM v_board WHERE policy = ? AND period = ? AND org_id = ? "
-            "AND learner_id = ?", (policy, period, board, learner_id))
+            "SELECT score_cents FROM v_balances WHERE learner_id = ? AND policy = ? AND "
+            "period = ?", (learner_id, policy, period))
         score = int(rows[0][0]) if rows else 0
         histogram = self._histogram(policy, period, board)
         return {"policy": {"id": policy, "version": version}, "period": period, "org": org,

@@ -188,3 +188,32 @@ def test_consume_without_kafka_configured_says_so(kafka_world):
     done = kafka_world.cli("consume", STUDYLEDGER_KAFKA_BOOTSTRAP="")
     assert done.returncode == 2
     assert "STUDYLEDGER_KAFKA_BOOTSTRAP" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_relay_killed_mid_stream_skips_nothing_and_resends_at_most_one_batch(kafka_world):
+    from infra.relay_position import RelayPositionStore
+
+    orgs = record_orgs(kafka_world)
+    ledger = build_ledger(kafka_world.settings)
+    facts = [incoming(f["type"], f["payload"], learner_id=f["learner_id"], source=f["source"],
+                      external_id=f["external_id"], at=f["occurred_at"])
+             for f in learner_facts(600)]
+    for start in range(0, len(facts), 1000):
+        ledger.record_facts(facts[start:start + 1000], now=NOW, channel="t")
+    ledger.close()
+    total = orgs + len(facts)
+    positions = RelayPositionStore(kafka_world.settings, kafka_world.settings.kafka_topic_recorded)
+    relay = kafka_world.start("relay", "--batch-size", "100")
+    wait_for(lambda: positions.position() >= 500, what="the relay to pass position 500")
+    relay.send_signal(signal.SIGKILL)
+    relay.wait(timeout=10)
+    stopped_at = positions.position()
+    assert stopped_at < total, "the relay finished before it could be killed"
+    done = kafka_world.cli("relay", "--once", "--batch-size", "100")
+    assert done.returncode == 0, done.stderr
+    assert positions.position() == total
+    positions.close()
+    published = [json.loads(m.value)["position"]
+                 for m in kafka_world.read_all(kafka_world.settings.kafka_topic_recorded)]
+    assert set(published) == set(range(1, total + 1))  # nothing skipped
+    assert len(published) - total <= 100  # at most the one unconfirmed batch sent twice
