@@ -36,6 +36,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\nstore {settings.database_url}: {total} recorded facts")
     print(f"StudyLedger API at {base}  (docs: {base}/docs)")
     print(f"public board:  curl '{base}/v1/boards/dadukou-double-100/2021-2025?org=500104'")
+    print(f"pages:         {base}/boards/dadukou-double-100/2021-2025?org=500104 (public), "
+          f"{base}/login (archive, certificate, compliance with a key)")
     if demo_key:
         print(f"an auditor key for the demo district (shown once): {demo_key}")
         print(f"balance:       curl -H 'Authorization: Bearer {demo_key}' "
