@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, TypeVar
@@ -59,6 +60,9 @@ class FactIndex(Protocol):
     def positions_of(self, keys: Sequence[FactKey]) -> dict[UUID, int]: ...
 
     def current_versions(self, stream_ids: Sequence[UUID]) -> dict[UUID, int]: ...
+
+    def exclusive_writer(self) -> AbstractContextManager[None]:
+        """Held for a whole batch: one batch writer at a time across processes."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,8 @@ class StudyLedger(Application[UUID]):
         With `within_org`, a fact is rejected (out_of_scope) unless every org it touches is
         in that org's subtree, judged on the state the fact itself applies to.
         """
-        with self._write_lock:
+        # The thread lock first, so a process holds at most one cross-process writer lock.
+        with self._write_lock, self.fact_index.exclusive_writer():
             for attempt in range(MAX_SAVE_ATTEMPTS):
                 try:
                     return _BatchWriter(self, facts, now, channel, within_org).write()

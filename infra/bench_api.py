@@ -58,10 +58,12 @@ def _load(base: str, *options: str) -> dict[str, Any]:
 def _start_server(settings: Settings, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = os.environ | {"STUDYLEDGER_DATABASE_URL": settings.database_url,
                         "STUDYLEDGER_DATABASE_SCHEMA": settings.database_schema}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port), "--workers",
-         str(workers), "--no-project"], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+    log = Path(tempfile.gettempdir()) / f"studyledger-bench-api-{port}.log"
+    print(f"server log: {log}", flush=True)
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "infra.cli", "serve", "--port", str(port), "--workers",
+             str(workers), "--no-project"], env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -8,7 +8,9 @@ answered as a duplicate (same digest) or a conflict (other digest) with one look
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import fcntl
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +33,25 @@ class SQLiteFactKeyRecorder(SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         self.fact_keys_table = "fact_keys"  # before super(): it builds the DDL
         super().__init__(datastore, events_table_name)
+        self._lock_path = f"{datastore.pool.db_name}.writer.lock"
+        self._in_memory = ":memory:" in datastore.pool.db_name or "mode=memory" in (
+            datastore.pool.db_name)
+
+    @contextmanager
+    def exclusive_writer(self) -> Iterator[None]:
+        """One batch writer at a time across processes (API workers, consumers, ingests):
+        a batch reads stream versions, applies and saves; a second process writing the same
+        streams in between would make every attempt conflict. An OS file lock beside the
+        database file serialises whole batches."""
+        if self._in_memory:
+            yield
+            return
+        with open(self._lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -173,6 +194,18 @@ class PostgresFactKeyRecorder(PostgresApplicationRecorder):
             [e.topic for e in stored_events],
             [e.state for e in stored_events],
         ))
+
+    @contextmanager
+    def exclusive_writer(self) -> Iterator[None]:
+        """One batch writer at a time across processes (see the SQLite recorder): a session
+        advisory lock, held on a pooled connection of its own for the whole batch."""
+        lock_name = f"studyledger-writer:{self.datastore.schema}.{self.events_table_name}"
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_name,))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_name,))
 
     def create_table(self) -> None:
         # Several processes (API workers, consumers) may start at once on an empty schema;

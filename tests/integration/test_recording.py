@@ -239,6 +239,40 @@ def test_two_writers_racing_on_the_same_facts_store_each_once(store_settings):
     seed.close()
 
 
+def test_two_writers_on_the_same_learners_under_sustained_load_both_finish(store_settings):
+    """As two API workers or a consumer beside an ingest: every batch of both writers names
+    the same learners. Without one writer at a time across processes, each attempt of one
+    writer conflicts with the other's commit and a batch fails after its retries."""
+    seed = build_ledger(store_settings)
+    learners = [f"W{n:02d}" for n in range(20)]
+    record(seed, ORG, *[incoming("learner.registered", REGISTRATION, learner_id=learner,
+                                 at="2021-01-04T09:00:00+08:00") for learner in learners])
+    failures: list = []
+    barrier = threading.Barrier(2, timeout=30)
+
+    def write(writer: str) -> None:
+        try:
+            app = build_ledger(store_settings)
+            barrier.wait()
+            for batch in range(15):
+                facts = [incoming("study_session.recorded", SESSION | {"course_id": f"C{i}"},
+                                  learner_id=learners[i % 20],
+                                  external_id=f"{writer}-{batch}-{i}") for i in range(100)]
+                assert set(statuses(record(app, *facts))) == {"stored"}
+            app.close()
+        except BaseException as exc:  # surface it: a thread's exception is otherwise lost
+            failures.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=write, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert [len(seed.facts_of(learner)) for learner in learners] == [1 + 2 * 15 * 5] * 20
+    seed.close()
+
 
 def test_writer_sees_what_another_process_recorded_since_it_cached_the_archive(store_settings):
     first, second = build_ledger(store_settings), build_ledger(store_settings)
