@@ -97,23 +97,17 @@ class ViewStore(SqlConnection):
 
     def write(self, batch: ViewBatch) -> None:
         """Apply one batch and move the position, atomically."""
-        learner_ids = [(row.learner_id,) for row in batch.learners]
+        learner_ids = [row.learner_id for row in batch.learners]
         with self.transaction() as cur:
-            previous_orgs = self._current_orgs(cur, [row.learner_id for row in batch.learners])
-            for statement in ("DELETE FROM v_balances WHERE learner_id = ?",
-                              "DELETE FROM v_members WHERE learner_id = ?",
-                              "DELETE FROM v_board WHERE learner_id = ?"):
-                cur.executemany(self.sql(statement), learner_ids)
-            cur.executemany(self.sql(
-                "INSERT INTO v_balances VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-                [(b.learner_id, b.policy, b.period, b.is_cycle, b.status, b.score_cents,
-                  b.required_hours_cents, b.body) for b in batch.balances])
-            cur.executemany(self.sql(
-                "INSERT INTO v_learners VALUES (?, ?, ?, ?, ?) ON CONFLICT (learner_id) DO "
-                "UPDATE SET name = excluded.name, org_id = excluded.org_id, rank = excluded.rank, "
-                "registered_year = excluded.registered_year"),
-                [(r.learner_id, r.name, r.org_id, r.rank, r.registered_year)
-                 for r in batch.learners])
+            previous_orgs = self._current_orgs(cur, learner_ids)
+            for table in ("v_balances", "v_members", "v_board", "v_learners"):
+                self._delete_learners(cur, table, learner_ids)
+            self._insert(cur, "v_balances", [
+                (b.learner_id, b.policy, b.period, b.is_cycle, b.status, b.score_cents,
+                 b.required_hours_cents, b.body) for b in batch.balances])
+            self._insert(cur, "v_learners", [
+                (r.learner_id, r.name, r.org_id, r.rank, r.registered_year)
+                for r in batch.learners])
             cur.executemany(self.sql(
                 "INSERT INTO v_orgs VALUES (?, ?, ?, ?) ON CONFLICT (org_id) DO UPDATE SET "
                 "name = excluded.name, parent_id = excluded.parent_id, "
@@ -123,6 +117,26 @@ class ViewStore(SqlConnection):
             cur.execute(self.sql(
                 "INSERT INTO v_tracking VALUES (?, ?) ON CONFLICT (projection) DO UPDATE "
                 "SET position = excluded.position"), (PROJECTION, batch.position))
+
+    def _delete_learners(self, cur: Any, table: str, learner_ids: list[str]) -> None:
+        if self.is_sqlite:
+            cur.executemany(f"DELETE FROM {table} WHERE learner_id = ?",
+                            [(i,) for i in learner_ids])
+        else:  # one statement, not one per learner
+            cur.execute(f"DELETE FROM {table} WHERE learner_id = ANY(%s)", (learner_ids,))
+
+    def _insert(self, cur: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
+        """Plain inserts of whole rows: COPY on PostgreSQL (measured: executemany was a
+        quarter of a replay there), executemany on SQLite."""
+        if not rows:
+            return
+        if self.is_sqlite:
+            cur.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * len(rows[0]))})",
+                            rows)
+            return
+        with cur.copy(f"COPY {table} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def _current_orgs(self, cur: Any, learner_ids: list[str]) -> set[str]:
         """The orgs these learners belong to before this batch (a transfer leaves one)."""
@@ -136,11 +150,11 @@ class ViewStore(SqlConnection):
 
     def _write_boards(self, cur: Any, batch: ViewBatch, previous_orgs: set[str]) -> None:
         learners = {row.learner_id: row for row in batch.learners}
-        cur.executemany(self.sql("INSERT INTO v_members VALUES (?, ?, ?, ?)"), [
+        self._insert(cur, "v_members", [
             (org, row.learner_id, row.name, row.org_id)
             for row in batch.learners for org in batch.chains[row.org_id]])
         scored = [b for b in batch.balances if b.is_cycle and b.score_cents != 0]
-        cur.executemany(self.sql("INSERT INTO v_board VALUES (?, ?, ?, ?, ?, ?, ?)"), [
+        self._insert(cur, "v_board", [
             (b.policy, b.period, org, b.score_cents, b.learner_id,
              learners[b.learner_id].name, learners[b.learner_id].org_id)
             for b in scored for org in batch.chains[learners[b.learner_id].org_id]])
