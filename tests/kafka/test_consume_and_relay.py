@@ -42,6 +42,12 @@ def learner_facts(learners: int, per_learner: int = 4, prefix: str = "K") -> lis
     return facts
 
 
+def validated(facts: list[dict]) -> list:
+    """Envelopes as the application takes them (for writing straight to the store)."""
+    return [incoming(f["type"], f["payload"], learner_id=f["learner_id"], source=f["source"],
+                     external_id=f["external_id"], at=f["occurred_at"]) for f in facts]
+
+
 def stored_count(world: KafkaWorld) -> int:
     ledger = build_ledger(world.settings)
     try:
@@ -159,14 +165,10 @@ def test_sigterm_finishes_the_batch_commits_and_exits_zero(kafka_world):
 def test_relay_publishes_every_recorded_fact_once_and_resumes_after_restart(kafka_world):
     orgs = record_orgs(kafka_world)
     ledger = build_ledger(kafka_world.settings)
-    first = [incoming(f["type"], f["payload"], learner_id=f["learner_id"], source=f["source"],
-                      external_id=f["external_id"], at=f["occurred_at"])
-             for f in learner_facts(10)]
+    first = validated(learner_facts(10))
     ledger.record_facts(first, now=NOW, channel="t")
     assert kafka_world.cli("relay", "--once").returncode == 0
-    more = [incoming(f["type"], f["payload"], learner_id=f["learner_id"], source=f["source"],
-                     external_id=f["external_id"], at=f["occurred_at"])
-            for f in learner_facts(5, prefix="M")]
+    more = validated(learner_facts(5, prefix="M"))
     ledger.record_facts(more, now=NOW, channel="t")
     ledger.close()
     again = kafka_world.cli("relay", "--once")
@@ -195,9 +197,7 @@ def test_a_relay_killed_mid_stream_skips_nothing_and_resends_at_most_one_batch(k
 
     orgs = record_orgs(kafka_world)
     ledger = build_ledger(kafka_world.settings)
-    facts = [incoming(f["type"], f["payload"], learner_id=f["learner_id"], source=f["source"],
-                      external_id=f["external_id"], at=f["occurred_at"])
-             for f in learner_facts(600)]
+    facts = validated(learner_facts(600))
     for start in range(0, len(facts), 1000):
         ledger.record_facts(facts[start:start + 1000], now=NOW, channel="t")
     ledger.close()
