@@ -71,3 +71,15 @@ def check_learner_readable(services: Services, reader: Principal, learner_id: st
     if not services.views.in_subtree(org_id, reader.org_id):
         raise forbidden(f"learner {learner_id} belongs to org {org_id}, outside the subtree "
                         f"of {reader.org_id} that {reader.describe()} may read")
+
+
+def check_board_public(services: Services, org: str | None) -> str:
+    """For callers without a reader key: the org's board must exist and be published."""
+    if org is None:
+        raise forbidden("public boards are per org: pass ?org=ORG_ID")
+    if not services.views.org_exists(org):
+        raise OrgNotRegisteredError(f"org {org} is not registered", field="org")
+    if not services.views.board_is_public(org):
+        raise forbidden(f"the board of org {org} is not published (boards ship off; an "
+                        "org admin opts in)")
+    return org

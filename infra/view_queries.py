@@ -31,6 +31,7 @@ from projections.ranking_board import (
     board_entries,
     decode_cursor,
     encode_cursor,
+    published_orgs,
 )
 
 MAX_PAGE = 500
@@ -131,15 +132,9 @@ class ViewQueries:
 
     def board_is_public(self, org: str) -> bool:
         """The nearest explicit opt-in or opt-out up the org tree decides; the default is off."""
-        parents = {r[0]: (r[1], r[2]) for r in self.views.query(
-            "SELECT org_id, parent_id, board_published FROM v_orgs")}
-        current: str | None = org
-        while current is not None and current in parents:
-            parent, published = parents[current]
-            if published is not None:
-                return bool(published)
-            current = parent
-        return False
+        return org in published_orgs((r[0], r[1], None if r[2] is None else bool(r[2]))
+                                     for r in self.views.query(
+            "SELECT org_id, parent_id, board_published FROM v_orgs"))
 
     def stored_balance(self, learner_id: str, policy: str, period: str) -> BalanceAnswer | None:
         rows = self.views.query(

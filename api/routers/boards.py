@@ -6,13 +6,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from domain.errors import OrgNotRegisteredError
 from projections.ranking_board import BoardAnswer
 
 from ..auth import READER_ROLES
-from ..errors import ERROR_RESPONSES, ErrorBody, forbidden
+from ..errors import ERROR_RESPONSES, ErrorBody
 from ..schemas import BOARD_EXAMPLE, RankAnswer, example_response
-from ..security import MaybePrincipal, Reader, check_learner_readable, check_org_readable
+from ..security import (
+    MaybePrincipal,
+    Reader,
+    check_board_public,
+    check_learner_readable,
+    check_org_readable,
+)
 from ..services import ServicesDep
 
 router = APIRouter(prefix="/v1/boards", tags=["boards"])
@@ -37,13 +42,7 @@ def board(services: ServicesDep, principal: MaybePrincipal, policy: str, period:
         org = org or principal.org_id
         check_org_readable(services, principal, org)
     else:
-        if org is None:
-            raise forbidden("public boards are per org: pass ?org=ORG_ID")
-        if not services.views.org_exists(org):
-            raise OrgNotRegisteredError(f"org {org} is not registered", field="org")
-        if not services.views.board_is_public(org):
-            raise forbidden(f"the board of org {org} is not published (boards ship off; an "
-                            "org admin opts in)")
+        org = check_board_public(services, org)
     return services.views.board(policy, period, org=org, limit=limit, cursor=cursor,
                                 anonymous=not full)
 

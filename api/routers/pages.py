@@ -20,15 +20,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from domain.credits.balance import BalanceAnswer, parse_period
-from domain.errors import LearnerNotRegisteredError, OrgNotRegisteredError
+from domain.errors import LearnerNotRegisteredError
 from domain.policy.pack import DEFAULT_PACK, load_pack
 from projections.certificate import CERTIFICATE_PACK, certificate, issued_today, parse_code
-from projections.ranking_board import mask_name
+from projections.ranking_board import mask_name, published_orgs
 
 from ..auth import READER_ROLES, Principal
 from ..errors import forbidden, unauthorized
 from ..i18n import pick_lang, translator
-from ..security import check_learner_readable, check_org_readable
+from ..security import check_board_public, check_learner_readable, check_org_readable
 from ..services import Services, ServicesDep
 
 router = APIRouter(include_in_schema=False)
@@ -81,25 +81,12 @@ def _org_names(services: Services) -> dict[str, str]:
     return {org_id: name for org_id, name, _, _ in services.views.org_table()}
 
 
-def _public_orgs(table: list[tuple[str, str, str | None, bool | None]]) -> set[str]:
-    """Orgs whose board is public: the nearest explicit choice up the tree decides."""
-    parents = {org_id: parent for org_id, _, parent, _ in table}
-    choices = {org_id: published for org_id, _, _, published in table}
-    public = set()
-    for org_id in parents:
-        current: str | None = org_id
-        while current is not None and choices.get(current) is None:
-            current = parents.get(current)
-        if current is not None and choices[current]:
-            public.add(org_id)
-    return public
-
-
 def _picker(services: Services, org: str) -> list[tuple[str, str, int]]:
     """(org_id, name, depth) of the published subtree around `org`, depth-first from its
     highest published ancestor."""
     table = services.views.org_table()
-    public = _public_orgs(table)
+    public = published_orgs((org_id, parent, published)
+                            for org_id, _, parent, published in table)
     parents = {org_id: parent for org_id, _, parent, _ in table}
     names = {org_id: name for org_id, name, _, _ in table}
     children: dict[str | None, list[str]] = {}
@@ -139,12 +126,7 @@ async def home(request: Request, services: ServicesDep) -> Response:
 @router.get("/boards/{policy}/{period}", response_class=HTMLResponse)
 def board_page(request: Request, services: ServicesDep, policy: str, period: str,
                org: str | None = None, cursor: str | None = None) -> Response:
-    if org is None:
-        raise forbidden("public boards are per org: choose one with ?org=ORG_ID")
-    if not services.views.org_exists(org):
-        raise OrgNotRegisteredError(f"org {org} is not registered", field="org")
-    if not services.views.board_is_public(org):
-        raise forbidden(f"the board of org {org} is not published")
+    org = check_board_public(services, org)
     answer = services.views.board(policy, period, org=org, limit=50, cursor=cursor,
                                   anonymous=True)
     names = _org_names(services)

@@ -8,6 +8,7 @@ from projections.ranking_board import (
     decode_cursor,
     encode_cursor,
     mask_name,
+    published_orgs,
 )
 
 
@@ -36,3 +37,11 @@ def test_cursor_round_trips():
 def test_foreign_cursor_is_refused(cursor):
     with pytest.raises(InvalidCursorError, match="not a board cursor"):
         decode_cursor(cursor)
+
+
+def test_the_nearest_explicit_choice_up_the_tree_publishes_a_board():
+    # R (no choice) -> A (in) -> A1 (out) -> A11 (no choice); R -> B (no choice)
+    orgs = [("R", None, None), ("A", "R", True), ("A1", "A", False), ("A11", "A1", None),
+            ("B", "R", None)]
+    assert published_orgs(orgs) == {"A"}
+    assert published_orgs([*orgs[:2], ("A2", "A", None)]) == {"A", "A2"}
