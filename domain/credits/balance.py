@@ -13,7 +13,7 @@ from pydantic import BaseModel, PlainSerializer
 
 from domain.credits.lines import CreditLine, RecordedFact, credit_lines
 from domain.errors import PolicyError
-from domain.policy.pack import PolicyPack
+from domain.policy.pack import EXACT, PolicyPack
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
@@ -89,6 +89,14 @@ class PolicyRef(BaseModel):
     version: str
 
 
+class Proration(BaseModel):
+    """Requirements scaled to a career that began after its cycle did."""
+
+    from_year: int  # the registration year, in the pack's time zone
+    years_counted: int  # cycle years up to the period's end that are required of the learner
+    cycle_years: int
+
+
 class BalanceAnswer(BaseModel):
     learner_id: str
     policy: PolicyRef
@@ -98,6 +106,7 @@ class BalanceAnswer(BaseModel):
     requirements: list[RequirementResult]
     status: Literal["met", "short"]
     promotion: Promotion | None
+    proration: Proration | None = None
 
 
 def count_category(amounts: Iterable[Decimal], cap: Decimal | None) -> CategoryBalance:
@@ -176,8 +185,51 @@ def _result(name: str, required: Decimal, actual: Decimal, year: int | None) -> 
     )
 
 
+@dataclass(frozen=True)
+class RequiredSpan:
+    """Which years of a cycle are required of a learner.
+
+    With the pack's prorate_from_registration, a learner registered in year R is asked
+    nothing for the years of a cycle before R: cycle requirements are scaled to the years
+    from R to the cycle's end, the annual check of year Y asks for per_year times the years
+    from R to Y, and per-year requirements start in R. Without it, or for a learner
+    registered before the cycle began, every year is required.
+    """
+
+    pack: PolicyPack
+    from_year: int | None  # None: no proration
+
+    @classmethod
+    def of(cls, pack: PolicyPack, registered_year: int) -> RequiredSpan:
+        return cls(pack, registered_year if pack.prorate_from_registration else None)
+
+    def first_required(self, cycle_first: int) -> int:
+        return cycle_first if self.from_year is None else max(cycle_first, self.from_year)
+
+    def years_required(self, cycle_first: int, through: int) -> int:
+        """Years of the cycle starting at cycle_first, up to `through`, that are required."""
+        return max(0, through - self.first_required(cycle_first) + 1)
+
+    def scaled(self, minimum: Decimal, cycle_first: int, cycle_last: int) -> Decimal:
+        """A cycle requirement over the required years of the cycle, rounded like a line."""
+        years = self.years_required(cycle_first, cycle_last)
+        if years == self.pack.cycle_years:
+            return minimum
+        share = EXACT.divide(EXACT.multiply(minimum, Decimal(years)),
+                             Decimal(self.pack.cycle_years))
+        return self.pack.rounding.line(share)
+
+    def proration(self, period: Period) -> Proration | None:
+        cycle_first, cycle_last = self.pack.cycle_of(period.first)
+        if self.from_year is None or self.from_year <= cycle_first:
+            return None
+        return Proration(from_year=self.from_year,
+                         years_counted=self.years_required(cycle_first, period.last),
+                         cycle_years=self.pack.cycle_years)
+
+
 def requirement_results(
-    ledger: Ledger, period: Period, rank: str | None
+    ledger: Ledger, period: Period, rank: str | None, span: RequiredSpan
 ) -> tuple[list[RequirementResult], Promotion | None]:
     pack = ledger.pack
     results: list[RequirementResult] = []
@@ -186,10 +238,11 @@ def requirement_results(
         cycle_measures = ledger.measures(period.years)
         for req in applicable:
             if req.per == "cycle":
-                results.append(_result(req.name, req.minimum, cycle_measures[req.measure], None))
+                required = span.scaled(req.minimum, period.first, period.last)
+                results.append(_result(req.name, required, cycle_measures[req.measure], None))
     promotion = None
     if not period.is_cycle and pack.annual_check is not None:
-        annual = annual_check(ledger, period.first)
+        annual = annual_check(ledger, period.first, span)
         results.extend(annual)
         if pack.annual_check.promotion_hold:
             promotion = Promotion(
@@ -197,7 +250,10 @@ def requirement_results(
                 status="eligible" if all(r.met for r in annual) else "make_up_required",
                 shortfall={r.name: r.shortfall for r in annual},
             )
+    first_required = span.first_required(pack.cycle_of(period.first)[0])
     for year in period.years:
+        if year < first_required:
+            continue  # before the learner's registration: nothing was required that year
         year_measures = ledger.measures(range(year, year + 1))
         for req in applicable:
             if req.per == "year":
@@ -205,11 +261,12 @@ def requirement_results(
     return results, promotion
 
 
-def annual_check(ledger: Ledger, year: int) -> list[RequirementResult]:
-    """Year k of its cycle: cumulative counted measures >= k * per_year (caps applied)."""
+def annual_check(ledger: Ledger, year: int, span: RequiredSpan) -> list[RequirementResult]:
+    """Year k of its cycle: cumulative counted measures >= k * per_year (caps applied), where
+    k counts the required years of the cycle up to this one."""
     assert ledger.pack.annual_check is not None
     cycle_first, _ = ledger.pack.cycle_of(year)
-    k = year - cycle_first + 1
+    k = span.years_required(cycle_first, year)
     cumulative = ledger.measures(range(cycle_first, year + 1))
     return [
         _result(name, per_year * k, cumulative[name], year)
@@ -217,11 +274,29 @@ def annual_check(ledger: Ledger, year: int) -> list[RequirementResult]:
     ]
 
 
-def learner_rank(facts: Iterable[RecordedFact]) -> tuple[str, str | None]:
+@dataclass(frozen=True)
+class Registration:
+    """What the balance needs of a learner's learner.registered fact."""
+
+    learner_id: str
+    rank: str | None
+    occurred_at: datetime
+
+    def year(self, pack: PolicyPack) -> int:
+        return self.occurred_at.astimezone(pack.zone).year
+
+
+def registration_of(facts: Iterable[RecordedFact]) -> Registration:
     for fact in facts:
         if fact.type == "learner.registered":
-            return str(fact.fact["learner_id"]), fact.payload.get("rank")
+            return Registration(str(fact.fact["learner_id"]), fact.payload.get("rank"),
+                                fact.occurred_at)
     raise PolicyError("the facts hold no learner.registered fact")
+
+
+def learner_rank(facts: Iterable[RecordedFact]) -> tuple[str, str | None]:
+    registration = registration_of(facts)
+    return registration.learner_id, registration.rank
 
 
 def compute_balance(
@@ -233,18 +308,19 @@ def compute_balance(
     """The balance answer for one learner's facts; `as_of` keeps facts recorded by then."""
     if as_of is not None:
         facts = [f for f in facts if f.recorded_at is None or f.recorded_at <= as_of]
-    learner_id, rank = learner_rank(facts)
-    return answer_from_ledger(Ledger(pack, credit_lines(pack, facts)), learner_id, rank, period)
+    registration = registration_of(facts)
+    return answer_from_ledger(Ledger(pack, credit_lines(pack, facts)), registration, period)
 
 
 def answer_from_ledger(
-    ledger: Ledger, learner_id: str, rank: str | None, period: Period
+    ledger: Ledger, registration: Registration, period: Period
 ) -> BalanceAnswer:
     """The balance answer for one period of lines already computed (one pass per pack)."""
     pack = ledger.pack
-    requirements, promotion = requirement_results(ledger, period, rank)
+    span = RequiredSpan.of(pack, registration.year(pack))
+    requirements, promotion = requirement_results(ledger, period, registration.rank, span)
     return BalanceAnswer(
-        learner_id=learner_id,
+        learner_id=registration.learner_id,
         policy=PolicyRef(id=pack.id, version=pack.version),
         period=str(period),
         categories=ledger.categories(period.years),
@@ -252,4 +328,5 @@ def answer_from_ledger(
         requirements=requirements,
         status="met" if all(r.met for r in requirements) else "short",
         promotion=promotion,
+        proration=span.proration(period),
     )

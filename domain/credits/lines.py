@@ -1,6 +1,8 @@
 """Facts -> credit lines under a policy pack. Pure: the same facts always give the same lines.
 
-Facts are read in their canonical stored form (decimals as strings, times in UTC).
+Facts are read in their canonical stored form (decimals as strings, exactly as sent, times
+in UTC). Arithmetic is exact; the only rounding is the pack's: each line when it is made,
+and both sides of a comparison of a platform quantity with a threshold.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from domain.policy.pack import PolicyPack, TableRule
+from domain.policy.pack import EXACT, PolicyPack, TableRule
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class _LineCalculator:
     def __init__(self, pack: PolicyPack) -> None:
         self.pack = pack
         self.rules = pack.rules
+        self.rounding = pack.rounding
         self.zone = pack.zone
         self.submitted_kinds: dict[str, str] = {}
         self.submitted_declarations: set[str] = set()
@@ -79,6 +82,7 @@ class _LineCalculator:
         return fact.occurred_at.astimezone(self.zone).year
 
     def line(self, fact: RecordedFact, category: str, amount: Decimal) -> list[CreditLine]:
+        amount = self.rounding.line(amount)
         if amount == 0:
             return []
         return [CreditLine(fact.event_id, category, amount, self.year_of(fact))]
@@ -92,9 +96,10 @@ class _LineCalculator:
         if rule is None:
             return []
         hours, leave = Decimal(p["hours"]), Decimal(p["leave_hours"])
-        if leave * rule.leave_limit_divisor > hours:  # leave > hours / divisor: withdrawn
+        limit = EXACT.divide(hours, Decimal(rule.leave_limit_divisor))
+        if self.rounding.compared(leave) > self.rounding.compared(limit):  # withdrawn
             return []
-        return self.line(fact, rule.category, hours * rule.credit_per_hour)
+        return self.line(fact, rule.category, EXACT.multiply(hours, rule.credit_per_hour))
 
     def _assignment_submitted(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
         self.submitted_kinds[p["assignment_id"]] = p["kind"]
@@ -116,7 +121,8 @@ class _LineCalculator:
         standing = p["declaration_id"] in self.submitted_declarations
         if rule is None or p["decision"] != "approved" or not standing:
             return []
-        return self.line(fact, rule.category, Decimal(p["approved_hours"]) * rule.credit_per_hour)
+        credit = EXACT.multiply(Decimal(p["approved_hours"]), rule.credit_per_hour)
+        return self.line(fact, rule.category, credit)
 
     def _achievement_recorded(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
         return self._by_table(fact, self.rules.achievement_recorded, p["level"])
@@ -163,9 +169,11 @@ class _LineCalculator:
         p = fact.payload
         course_rule = self.rules.course_completed
         if fact.type == "study_session.recorded" and course_rule is not None:
-            reached = Decimal(p["progress"]) >= course_rule.progress_threshold
+            compared = self.rounding.compared
+            reached = compared(Decimal(p["progress"])) >= compared(course_rule.progress_threshold)
             return ("course", p["course_id"]) if reached else None
         if fact.type == "exam.graded" and self.rules.exam_passed is not None:
-            passed = Decimal(p["score"]) >= Decimal(p["pass_score"])
+            compared = self.rounding.compared
+            passed = compared(Decimal(p["score"])) >= compared(Decimal(p["pass_score"]))
             return ("exam", p["exam_id"]) if passed else None
         return None

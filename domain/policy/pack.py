@@ -6,7 +6,8 @@ Reading the packaged files is the only I/O here, and it reads the package's own 
 from __future__ import annotations
 
 import tomllib
-from decimal import Decimal
+from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Context, Decimal
 from functools import cache
 from importlib import resources
 from typing import Literal
@@ -84,6 +85,37 @@ class Board(_Strict):
     score: list[str]  # totals summed into the ranking score
 
 
+# Wide enough that no product or quotient of an envelope quantity (at most 28 significant
+# digits, 40 decimal places) and a pack constant is rounded before the pack's own rounding.
+EXACT = Context(prec=200)
+
+
+def round_half_up(value: Decimal, places: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP, context=EXACT)
+
+
+def decimal_places(value: Decimal) -> int:
+    exponent = value.normalize(EXACT).as_tuple().exponent
+    assert isinstance(exponent, int)
+    return max(0, -exponent)
+
+
+class Rounding(_Strict):
+    # Every credit line is rounded half-up to this many places when it is made, so sums,
+    # caps and scores are exact. Answers and the read views hold hundredths: at most 2.
+    line_places: int = Field(ge=0, le=2)
+    # Platform quantities are compared with thresholds (leave vs hours / divisor, progress
+    # vs the completion threshold, score vs pass_score) after rounding both sides half-up
+    # to this many places, so float noise in what a platform computed cannot flip a result.
+    compare_places: int = Field(ge=0, le=12)
+
+    def line(self, value: Decimal) -> Decimal:
+        return round_half_up(value, self.line_places)
+
+    def compared(self, value: Decimal) -> Decimal:
+        return round_half_up(value, self.compare_places)
+
+
 class PolicyPack(_Strict):
     id: str
     version: str
@@ -93,6 +125,10 @@ class PolicyPack(_Strict):
     first_cycle_start: int = Field(ge=1949, le=2200)
     cycle_years: int = Field(ge=1, le=20)
     decisions: list[str] = []
+    rounding: Rounding
+    # Requirements of a cycle that began before the learner's registration year are scaled
+    # to the years since registration; false asks the whole cycle of everyone.
+    prorate_from_registration: bool = True
     categories: dict[str, Category]
     totals: dict[str, list[str]]
     rules: Rules
@@ -125,7 +161,42 @@ class PolicyPack(_Strict):
             raise ValueError(f"annual_check names unknown measures {sorted(unknown)}")
         if unknown := set(self.board.score) - set(self.totals):
             raise ValueError(f"board score names unknown totals {sorted(unknown)}")
+        self._constants_fit_the_rounding()
         return self
+
+    def _constants_fit_the_rounding(self) -> None:
+        """Caps, requirements and fixed credits are used as written: each must already be a
+        multiple of the line unit, or sums and shortfalls would leave it."""
+        places = self.rounding.line_places
+        for name, value in self._line_constants():
+            if decimal_places(value) > places:
+                raise ValueError(f"{name} = {value} has more than the {places} decimal "
+                                 "places of rounding.line_places")
+        course = self.rules.course_completed
+        if course and decimal_places(course.progress_threshold) > self.rounding.compare_places:
+            raise ValueError("rules.course_completed.progress_threshold has more decimal "
+                             "places than rounding.compare_places")
+
+    def _line_constants(self) -> Iterable[tuple[str, Decimal]]:
+        for name, category in self.categories.items():
+            if category.cap is not None:
+                yield f"categories.{name}.cap", category.cap
+        for requirement in self.requirements:
+            yield f"requirements.{requirement.name}.minimum", requirement.minimum
+        if self.annual_check:
+            for name, value in self.annual_check.per_year.items():
+                yield f"annual_check.per_year.{name}", value
+        rules = self.rules
+        fixed = {"exam_passed": rules.exam_passed} | {
+            f"assignment_accepted.{kind}": rule for kind, rule in rules.assignment_accepted.items()}
+        for name, rule in fixed.items():
+            if rule is not None:
+                yield f"rules.{name}.credit", rule.credit
+        tables = {"achievement_recorded": rules.achievement_recorded,
+                  "award_granted": rules.award_granted, "penalty_recorded": rules.penalty_recorded}
+        for name, table in tables.items():
+            for key, value in (table.credits.items() if table else ()):
+                yield f"rules.{name}.credits.{key}", value
 
     def _rule_categories(self) -> list[str]:
         rules = self.rules

@@ -216,7 +216,7 @@ def test_a_transfer_moves_the_learner_between_boards_and_their_counts(district):
     projector.run_once()
     assert ranked(queries.board(POLICY, CYCLE, org="B")) == []
     assert queries.rank(POLICY, CYCLE, "L3", org="A1") == {
-        "policy": {"id": POLICY, "version": "1"}, "period": CYCLE, "org": "A1",
+        "policy": {"id": POLICY, "version": "2"}, "period": CYCLE, "org": "A1",
         "learner_id": "L3", "rank": 1, "score": "20.00", "of": 3}
     with pytest.raises(LearnerNotRegisteredError, match="not on this board"):
         queries.rank(POLICY, CYCLE, "L3", org="B")

@@ -315,7 +315,7 @@ def test_as_of_keeps_only_facts_recorded_by_then():
 def test_balance_answer_serialises_decimals_as_two_place_strings():
     body = balance(training(hours=42)).model_dump(mode="json")
     assert body["categories"]["basic"] == {"raw": "10.50", "counted": "10.50", "excess": "0.00"}
-    assert body["policy"] == {"id": "dadukou-double-100", "version": "1"}
+    assert body["policy"] == {"id": "dadukou-double-100", "version": "2"}
 
 
 # -- cadre-regs-2023 -----------------------------------------------------------------------
