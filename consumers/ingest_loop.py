@@ -23,6 +23,13 @@ from typing import Protocol
 from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 
+from consumers.fault_points import (
+    CONSUME_AFTER_DEAD_LETTERS_FLUSHED,
+    CONSUME_AFTER_OFFSET_COMMIT,
+    CONSUME_AFTER_STORE_COMMIT,
+    FaultPoint,
+    no_faults,
+)
 from domain.application import RecordResult, StudyLedger
 from domain.facts import IncomingFact, fact_problems, parse_fact
 
@@ -96,7 +103,7 @@ class IngestLoop:
     def __init__(self, ledger: StudyLedger, source: MessageSource, dead_letters: DeadLetterSink,
                  *, clock: Callable[[], datetime], retries: int = 5,
                  backoff_seconds: float = 0.5, sleep: Callable[[float], None] = time.sleep,
-                 channel: str = "kafka") -> None:
+                 channel: str = "kafka", fault_point: FaultPoint = no_faults) -> None:
         self.ledger = ledger
         self.source = source
         self.dead_letters = dead_letters
@@ -105,6 +112,7 @@ class IngestLoop:
         self.backoff_seconds = backoff_seconds
         self.sleep = sleep
         self.channel = channel
+        self.fault_point = fault_point
         self.stats = IngestStats()
 
     def run_batch(self) -> int:
@@ -130,10 +138,13 @@ class IngestLoop:
                     self.stats.stored += 1
                 else:
                     self.stats.duplicate += 1
+        self.fault_point(CONSUME_AFTER_STORE_COMMIT)
         for letter in letters:
             self.dead_letters.send(letter)
         self.dead_letters.flush()
+        self.fault_point(CONSUME_AFTER_DEAD_LETTERS_FLUSHED)
         self.source.commit(_next_offsets(messages))
+        self.fault_point(CONSUME_AFTER_OFFSET_COMMIT)
         self.stats.messages += len(messages)
         self.stats.dead_lettered += len(letters)
         return len(messages)

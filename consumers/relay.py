@@ -11,6 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
+from consumers.fault_points import (
+    RELAY_AFTER_BROKER_ACK,
+    RELAY_AFTER_POSITION_STORED,
+    FaultPoint,
+    no_faults,
+)
 from domain.application import StudyLedger
 
 
@@ -40,11 +46,12 @@ def recorded_message(position: int, event: Any) -> tuple[bytes, bytes, list[tupl
 
 class RelayLoop:
     def __init__(self, ledger: StudyLedger, publisher: Publisher, positions: PositionStore,
-                 *, batch_size: int = 1000) -> None:
+                 *, batch_size: int = 1000, fault_point: FaultPoint = no_faults) -> None:
         self.ledger = ledger
         self.publisher = publisher
         self.positions = positions
         self.batch_size = batch_size
+        self.fault_point = fault_point
 
     def run_batch(self) -> int:
         """Publish the next batch; returns how many facts it held (0: caught up)."""
@@ -56,7 +63,9 @@ class RelayLoop:
             event = self.ledger.mapper.to_domain_event(notification)
             self.publisher.publish(*recorded_message(notification.id, event))
         self.publisher.flush()
+        self.fault_point(RELAY_AFTER_BROKER_ACK)
         self.positions.save(page[-1].id)
+        self.fault_point(RELAY_AFTER_POSITION_STORED)
         return len(page)
 
     def lag(self) -> int:

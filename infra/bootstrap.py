@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 from domain.application import StudyLedger
+from infra.fault_injection import fault_point_from
 from infra.projector import Projector
 from infra.settings import Settings, ensure_parent_dir, sqlite_path
 from infra.view_store import ViewStore
@@ -53,4 +54,5 @@ def build_views(settings: Settings | None = None) -> ViewStore:
 
 def build_projector(settings: Settings, ledger: StudyLedger | None = None) -> Projector:
     return Projector(ledger or build_ledger(settings), build_views(settings),
-                     batch_size=settings.projection_batch_size)
+                     batch_size=settings.projection_batch_size,
+                     fault_point=fault_point_from(settings.fault_kill_at))

@@ -31,6 +31,7 @@ from infra.settings import Settings
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.fault_injection import fault_point_from
     from infra.ingest import ingest_file
 
     path = Path(args.file)
@@ -39,6 +40,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     report = ingest_file(
         open_ledger(settings), path, rejections_path=Path(args.rejects) if args.rejects else None,
         batch_size=args.batch_size or settings.batch_size, channel=args.channel,
+        fault_point=fault_point_from(settings.fault_kill_at),
     )
     print(f"{path}: {report.lines} lines: {report.stored} stored, "
           f"{report.duplicate} duplicate, {report.rejected} rejected")

@@ -50,6 +50,7 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
         import time
 
         from consumers.ingest_loop import IngestLoop, StoreUnavailableError
+        from infra.fault_injection import fault_point_from
         from infra.ingest import utc_now
         from infra.kafka_io import KafkaDeadLetterSink, KafkaMessageSource
 
@@ -60,7 +61,8 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
         source = KafkaMessageSource(settings, client_id)
         dead_letters = KafkaDeadLetterSink(settings, client_id)
         loop = IngestLoop(ledger, source, dead_letters, clock=utc_now,
-                          retries=settings.kafka_store_retries)
+                          retries=settings.kafka_store_retries,
+                          fault_point=fault_point_from(settings.fault_kill_at))
         stop = _stop_on_signals()
         log.info("consuming %s as %s in group %s", settings.kafka_topic_events, client_id,
                  settings.kafka_group_id)
@@ -105,6 +107,7 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
         import time
 
         from consumers.relay import RelayLoop
+        from infra.fault_injection import fault_point_from
         from infra.kafka_io import KafkaPublisher
         from infra.relay_position import RelayPositionStore
 
@@ -113,7 +116,8 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
         ledger = open_ledger(settings)
         publisher = KafkaPublisher(settings, _kafka_client_id(settings, "relay"))
         positions = RelayPositionStore(settings, settings.kafka_topic_recorded)
-        loop = RelayLoop(ledger, publisher, positions, batch_size=args.batch_size)
+        loop = RelayLoop(ledger, publisher, positions, batch_size=args.batch_size,
+                         fault_point=fault_point_from(settings.fault_kill_at))
         stop = _stop_on_signals()
         log.info("relaying to %s from position %d (lag %d)", settings.kafka_topic_recorded,
                  positions.position(), loop.lag())

@@ -18,8 +18,10 @@ from typing import IO, Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
+from consumers.fault_points import FaultPoint, no_faults
 from domain.application import StudyLedger
 from domain.facts import IncomingFact, fact_problems, parse_fact
+from infra.fault_injection import INGEST_AFTER_BATCH_COMMIT
 
 Clock = Callable[[], datetime]
 
@@ -118,6 +120,7 @@ def ingest_file(
     channel: str = "cli",
     clock: Clock = utc_now,
     show_progress: bool | None = None,
+    fault_point: FaultPoint = no_faults,
 ) -> IngestReport:
     """Ingest a JSONL file; `show_progress=None` shows a bar only on a terminal."""
     rejections_path = rejections_path or path.with_name(path.name + ".rejected.jsonl")
@@ -127,6 +130,7 @@ def ingest_file(
 
     def flush() -> None:
         results = ledger.record_facts([item[2] for item in batch], now=clock(), channel=channel)
+        fault_point(INGEST_AFTER_BATCH_COMMIT)
         for (number, raw, _), result in zip(batch, results, strict=True):
             if result.status in ("stored", "duplicate"):
                 setattr(report, result.status, getattr(report, result.status) + 1)

@@ -8,6 +8,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from infra.fault_injection import parse_kill_at
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STUDYLEDGER_", extra="ignore")
@@ -47,6 +49,11 @@ class Settings(BaseSettings):
     # ?wait=true answers once the views have the write, or after this long.
     api_wait_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
+    # Test-only fault injection: "POINT:N" makes the process SIGKILL itself the Nth time it
+    # reaches POINT (see infra/fault_injection.py), so crash tests need no timing. Never set
+    # it in production.
+    fault_kill_at: str | None = None
+
     @field_validator("database_url")
     @classmethod
     def _supported_url(cls, value: str) -> str:
@@ -59,6 +66,13 @@ class Settings(BaseSettings):
         if scheme == "sqlite" and not sqlite_path(value):
             raise ValueError("sqlite URL needs a path: sqlite:///./var/studyledger.db")
         return value
+
+    @field_validator("fault_kill_at")
+    @classmethod
+    def _known_fault_point(cls, value: str | None) -> str | None:
+        if value:
+            parse_kill_at(value)
+        return value or None
 
     @property
     def is_sqlite(self) -> bool:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 from datetime import UTC, datetime
 
+import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from consumers.fault_points import (
+    CONSUME_AFTER_DEAD_LETTERS_FLUSHED,
+    CONSUME_AFTER_OFFSET_COMMIT,
+    CONSUME_AFTER_STORE_COMMIT,
+    RELAY_AFTER_BROKER_ACK,
+    RELAY_AFTER_POSITION_STORED,
+)
 from domain.identity import fact_event_id
 from infra.bootstrap import build_ledger
 from tests.factories import REGISTRATION, envelope, incoming
@@ -54,6 +63,27 @@ def stored_count(world: KafkaWorld) -> int:
         return ledger.recorder.max_notification_id() or 0
     finally:
         ledger.close()
+
+
+def assert_each_learner_holds(world: KafkaWorld, facts: list[dict]) -> None:
+    """Every learner's archive holds each of its facts exactly once."""
+    expected: dict[str, set[str]] = {}
+    for fact in facts:
+        expected.setdefault(fact["learner_id"], set()).add(fact["external_id"])
+    ledger = build_ledger(world.settings)
+    try:
+        for learner, external_ids in expected.items():
+            held = [f.fact["external_id"] for f in ledger.facts_of(learner)]
+            assert sorted(held) == sorted(external_ids), learner
+    finally:
+        ledger.close()
+
+
+def final_counts(log: str) -> tuple[int, int]:
+    """(stored, duplicate) of the last report line a `consume` process logged."""
+    reports = re.findall(r"stored (\d+), duplicate (\d+)", log)
+    assert reports, log
+    return int(reports[-1][0]), int(reports[-1][1])
 
 
 def wait_for(condition, timeout: float = 60, what: str = "condition") -> None:
@@ -102,26 +132,45 @@ def test_good_facts_are_stored_once_and_bad_ones_dead_lettered(kafka_world):
     assert dict(by_offset[placed[len(good) + 1]].headers)["error.field"] == b"colour"
 
 
-def test_a_consumer_killed_mid_stream_loses_nothing_and_counts_nothing_twice(kafka_world):
+@pytest.mark.parametrize("point", [CONSUME_AFTER_STORE_COMMIT, CONSUME_AFTER_DEAD_LETTERS_FLUSHED,
+                                   CONSUME_AFTER_OFFSET_COMMIT])
+def test_a_consumer_killed_at_each_step_loses_nothing_and_counts_nothing_twice(kafka_world,
+                                                                               point):
     orgs = record_orgs(kafka_world)
-    facts = learner_facts(300)
-    kafka_world.produce([fact_message(f) for f in facts])
-    small_batches = {"STUDYLEDGER_KAFKA_MAX_POLL_RECORDS": "50"}
-    consumer = kafka_world.start("consume", **small_batches)
-    wait_for(lambda: stored_count(kafka_world) > orgs + 200, what="some facts stored")
-    consumer.send_signal(signal.SIGKILL)
-    consumer.wait(timeout=10)
-    partial = stored_count(kafka_world)
-    assert partial < orgs + len(facts), "the consumer finished before it could be killed"
+    facts = learner_facts(100)
+    messages, poison = [], []
+    for n, fact in enumerate(facts):  # a poison message every 50 facts, on the learners' keys
+        messages.append(fact_message(fact))
+        if n % 50 == 25:
+            poison.append(len(messages))
+            messages.append((fact["learner_id"], b'{"type": '))
+    placed = kafka_world.produce(messages)
+    batches = {"STUDYLEDGER_KAFKA_MAX_POLL_RECORDS": "50"}
 
-    done = kafka_world.cli("consume", "--until-idle", "3", **small_batches)
+    victim = kafka_world.start("consume", STUDYLEDGER_FAULT_KILL_AT=f"{point}:3", **batches)
+    assert victim.wait(timeout=120) == -signal.SIGKILL, victim.log_path.read_text()
+    before = stored_count(kafka_world)
+    assert orgs < before < orgs + len(facts)  # killed mid-stream, after some batches
+
+    done = kafka_world.cli("consume", "--until-idle", "3", **batches)
     assert done.returncode == 0, done.stderr
     assert stored_count(kafka_world) == orgs + len(facts)
-    ledger = build_ledger(kafka_world.settings)
-    for n in (0, 150, 299):  # each archive holds its facts once, in order
-        assert len(ledger.facts_of(f"K{n:05d}")) == 5
-    ledger.close()
-    assert "duplicate" in done.stderr  # the redelivered tail answered duplicate
+    assert_each_learner_holds(kafka_world, facts)
+    stored, duplicate = final_counts(done.stderr)
+    assert stored == orgs + len(facts) - before  # the restart stored only what was missing
+    if point == CONSUME_AFTER_OFFSET_COMMIT:
+        assert duplicate == 0  # the killed batch was committed: nothing is read again
+    else:
+        assert 0 < duplicate <= 50  # the one uncommitted batch, read again, all duplicates
+
+    letters = kafka_world.read_all(kafka_world.settings.kafka_topic_dead_letters)
+    origins = [(int(dict(m.headers)["original.partition"]),
+                int(dict(m.headers)["original.offset"])) for m in letters]
+    assert set(origins) == {placed[i] for i in poison}  # every poison message, nothing else
+    if point == CONSUME_AFTER_DEAD_LETTERS_FLUSHED:
+        assert len(origins) - len(poison) <= 50  # at most the killed batch's letters, twice
+    else:
+        assert len(origins) == len(poison)
 
 
 def test_two_consumers_in_one_group_share_the_partitions(kafka_world):
@@ -192,28 +241,35 @@ def test_consume_without_kafka_configured_says_so(kafka_world):
     assert "STUDYLEDGER_KAFKA_BOOTSTRAP" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_relay_killed_mid_stream_skips_nothing_and_resends_at_most_one_batch(kafka_world):
+@pytest.mark.parametrize("point", [RELAY_AFTER_BROKER_ACK, RELAY_AFTER_POSITION_STORED])
+def test_a_relay_killed_at_each_step_skips_nothing_and_resends_at_most_one_batch(kafka_world,
+                                                                                 point):
     from infra.relay_position import RelayPositionStore
 
     orgs = record_orgs(kafka_world)
     ledger = build_ledger(kafka_world.settings)
-    facts = validated(learner_facts(600))
-    for start in range(0, len(facts), 1000):
-        ledger.record_facts(facts[start:start + 1000], now=NOW, channel="t")
+    ledger.record_facts(validated(learner_facts(100)), now=NOW, channel="t")
+    ids = [n.id for n in ledger.recorder.select_notifications(start=1, limit=10_000)]
     ledger.close()
-    total = orgs + len(facts)
+    assert len(ids) == orgs + 500
     positions = RelayPositionStore(kafka_world.settings, kafka_world.settings.kafka_topic_recorded)
-    relay = kafka_world.start("relay", "--batch-size", "100")
-    wait_for(lambda: positions.position() >= 500, what="the relay to pass position 500")
-    relay.send_signal(signal.SIGKILL)
-    relay.wait(timeout=10)
-    stopped_at = positions.position()
-    assert stopped_at < total, "the relay finished before it could be killed"
+
+    victim = kafka_world.start("relay", "--batch-size", "100",
+                               STUDYLEDGER_FAULT_KILL_AT=f"{point}:3")
+    assert victim.wait(timeout=120) == -signal.SIGKILL, victim.log_path.read_text()
+    confirmed = 2 if point == RELAY_AFTER_BROKER_ACK else 3  # batches whose position is stored
+    assert positions.position() == ids[confirmed * 100 - 1]
+
     done = kafka_world.cli("relay", "--once", "--batch-size", "100")
     assert done.returncode == 0, done.stderr
-    assert positions.position() == total
+    assert positions.position() == ids[-1]
     positions.close()
     published = [json.loads(m.value)["position"]
                  for m in kafka_world.read_all(kafka_world.settings.kafka_topic_recorded)]
-    assert set(published) == set(range(1, total + 1))  # nothing skipped
-    assert len(published) - total <= 100  # at most the one unconfirmed batch sent twice
+    assert set(published) == set(ids), sorted(set(ids) - set(published))  # nothing skipped
+    resent = sorted(p for p in set(published) if published.count(p) > 1)
+    if point == RELAY_AFTER_BROKER_ACK:
+        assert resent == ids[200:300]  # exactly the acked but unconfirmed batch, once more
+    else:
+        assert resent == []
+    assert len(published) == len(ids) + len(resent)

@@ -102,3 +102,12 @@ def test_a_store_that_stays_down_stops_the_loop_without_committing():
         loop.run_batch()
     assert "committed" not in journal.steps and source.committed == {}
     assert letters.sent == []
+
+
+def test_fault_points_sit_between_the_steps_in_the_documented_order():
+    loop, journal, _, _, _ = make_loop(failures=0)
+    loop.fault_point = journal.steps.append
+    loop.run_batch()
+    assert journal.steps == ["stored 1", "consume.after_store_commit", "dead-lettered 1",
+                             "consume.after_dead_letters_flushed", "committed",
+                             "consume.after_offset_commit"]
