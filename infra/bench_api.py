@@ -28,7 +28,7 @@ from infra.bench_views import UNITS, _facts
 from infra.bootstrap import build_ledger, build_projector
 from infra.ingest import utc_now
 from infra.key_store import KeyStore
-from infra.settings import Settings
+from infra.settings import Settings, display_url
 
 BATCH = 1000
 
@@ -121,7 +121,7 @@ def run_api_bench(settings: Settings, *, learners: int, seconds: float, connecti
         server.wait(timeout=30)
         keys.close()
     ingest_rate = stored / ingest["seconds"]
-    print(f"\nAPI on {settings.database_url} schema {settings.database_schema}, "
+    print(f"\nAPI on {display_url(settings.database_url)} schema {settings.database_schema}, "
           f"{workers} worker(s); load from a separate process, {connections} connections")
     print("| measure | requests/s | p50 ms | p99 ms | statuses |")
     print("|---|---:|---:|---:|---|")

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from domain.facts import IncomingFact, parse_fact
 from infra.bootstrap import build_ledger, build_projector
-from infra.settings import Settings
+from infra.settings import Settings, display_url
 from infra.view_queries import ViewQueries
 
 UNITS = 20
@@ -109,7 +109,8 @@ def _latencies(action: Callable[[], object], runs: int) -> tuple[float, float]:
 
 
 def run_views_bench(settings: Settings, learners: int, runs: int) -> int:
-    print(f"store: {settings.database_url} schema {settings.database_schema}", flush=True)
+    print(f"store: {display_url(settings.database_url)} schema {settings.database_schema}",
+          flush=True)
     began = time.perf_counter()
     events = _load(settings, learners)
     print(f"loaded {events:,} events in {time.perf_counter() - began:.0f} s", flush=True)

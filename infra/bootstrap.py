@@ -8,6 +8,7 @@ from domain.application import StudyLedger
 from infra.fault_injection import fault_point_from
 from infra.projector import Projector
 from infra.settings import Settings, ensure_parent_dir, sqlite_path
+from infra.sql_connection import ensure_schema
 from infra.view_store import ViewStore
 
 
@@ -30,6 +31,7 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
             "SQLITE_LOCK_TIMEOUT": "30",
             "APPLICATION_RECORDER_TOPIC": "infra.persistence:SQLiteFactKeyRecorder",
         }
+    ensure_schema(settings)
     url = urlsplit(settings.database_url)
     return env | {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",

@@ -27,7 +27,7 @@ from infra.cli_common import (
 )
 from infra.cli_kafka import cmd_consume, cmd_relay, cmd_topics
 from infra.cli_serve import cmd_keys, cmd_run, cmd_serve
-from infra.settings import Settings
+from infra.settings import Settings, display_url
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -149,8 +149,8 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())  # finish the batch in hand, then exit
-    print(f"projecting {settings.database_url} (lag {projector.lag()}); Ctrl-C to stop",
-          flush=True)
+    print(f"projecting {display_url(settings.database_url)} (lag {projector.lag()}); "
+          "Ctrl-C to stop", flush=True)
     projector.run_forever(stop, poll_seconds=args.poll,
                           progress=lambda n: print(f"applied {n} facts, position "
                                                    f"{projector.views.position()}", flush=True))

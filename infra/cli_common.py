@@ -6,7 +6,8 @@ from eventsourcing.persistence import PersistenceError
 
 from domain.application import StudyLedger
 from infra.bootstrap import build_ledger
-from infra.settings import Settings
+from infra.settings import Settings, display_url
+from infra.sql_connection import StoreSetupError
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_BROKEN, EXIT_STORE_DOWN = 0, 1, 2, 3, 4
 
@@ -22,5 +23,8 @@ class CommandError(Exception):
 def open_ledger(settings: Settings) -> StudyLedger:
     try:
         return build_ledger(settings)
+    except StoreSetupError as exc:
+        raise CommandError(str(exc)) from exc  # already names the store and what to do
     except (PersistenceError, OSError) as exc:
-        raise CommandError(f"cannot open the store at {settings.database_url}: {exc}") from exc
+        raise CommandError(f"cannot open the store at {display_url(settings.database_url)}: "
+                           f"{exc}") from exc

@@ -7,7 +7,7 @@ import os
 import sys
 
 from infra.cli_common import EXIT_OK, CommandError, open_ledger
-from infra.settings import Settings
+from infra.settings import Settings, display_url
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -19,7 +19,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     ledger = open_ledger(settings)
     demo_key = None
     if not ledger.recorder.max_notification_id():
-        print(f"the store at {settings.database_url} is empty: loading the demo district")
+        print(f"the store at {display_url(settings.database_url)} is empty: loading the demo "
+              "district")
         args.out, args.seed, args.learners, args.no_ingest = "var/demo.jsonl", 20210104, 500, False
         from infra.cli import cmd_demo  # the demo loader lives with the other file commands
 
@@ -33,7 +34,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     projector.views.close()
     total = ledger.recorder.max_notification_id()
     base = f"http://{settings.api_host}:{settings.api_port}"
-    print(f"\nstore {settings.database_url}: {total} recorded facts")
+    print(f"\nstore {display_url(settings.database_url)}: {total} recorded facts")
     print(f"StudyLedger API at {base}  (docs: {base}/docs)")
     print(f"public board:  curl '{base}/v1/boards/dadukou-double-100/2021-2025?org=500104'")
     print(f"pages:         {base}/boards/dadukou-double-100/2021-2025?org=500104 (public), "
@@ -60,7 +61,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update=overrides)
     open_ledger(settings)  # fail here, in one line, if the store cannot be opened
     print(f"StudyLedger API at http://{settings.api_host}:{settings.api_port} "
-          f"({settings.api_workers} worker(s), store {settings.database_url})", flush=True)
+          f"({settings.api_workers} worker(s), store {display_url(settings.database_url)})",
+          flush=True)
     serve(settings, project=not args.no_project)
     return EXIT_OK
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -77,6 +78,20 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return urlsplit(self.database_url).scheme == "sqlite"
+
+
+def display_url(url: str) -> str:
+    """The database URL fit to print or log: its password masked, `user:***@host:port/db`."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:***@{host}"
+    # libpq also takes the password as a query parameter.
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    shown = f"{parts.scheme}://{netloc}{parts.path}"  # urlunsplit would drop sqlite's "//"
+    return shown + (f"?{query}" if query else "") + (
+        f"#{parts.fragment}" if parts.fragment else "")
 
 
 def sqlite_path(url: str) -> str:
