@@ -34,9 +34,16 @@ class EventRecorded(BaseModel):
     duplicate: bool
     # With ?wait=true: whether the read views had caught up before the answer was sent.
     projected: bool | None = None
+    # 202: the fact needs another one that is not recorded yet (its learner, org, parent
+    # org, submission or void target). It is kept and recorded as soon as that arrives;
+    # resending it is safe. `waiting_for` names what it waits for ("learner:L000123").
+    parked: bool = False
+    waiting_for: str | None = None
+    error: ErrorInfo | None = None
 
 
-ItemStatus = Literal["stored", "duplicate", "conflict", "rejected", "invalid", "forbidden"]
+ItemStatus = Literal["stored", "duplicate", "conflict", "rejected", "invalid", "forbidden",
+                     "parked"]
 
 
 class BatchItem(BaseModel):
@@ -45,6 +52,7 @@ class BatchItem(BaseModel):
     event_id: UUID | None = None
     position: int | None = None
     error: ErrorInfo | None = None
+    waiting_for: str | None = None  # set when status is "parked"
 
 
 class BatchRecorded(BaseModel):
@@ -61,6 +69,7 @@ class BatchRecorded(BaseModel):
     stored: int
     duplicate: int
     failed: int
+    parked: int = 0  # kept until what they wait for arrives; not failed
     projected: bool | None = None
     results: list[BatchItem]
 
@@ -144,6 +153,8 @@ class Health(BaseModel):
     recorded_position: int
     projected_position: int
     projection_lag: int
+    # Facts waiting in the store for a prerequisite (learner, org, submission, void target).
+    parked: int = 0
 
 
 def example_response(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:

@@ -5,7 +5,10 @@ read again, and idempotency turns its facts into duplicates):
 1. poll a batch; validate every message with the same envelope models as HTTP;
 2. write the valid facts through the batched application path, retrying transient store
    errors with backoff (and giving up loudly, offsets uncommitted, when the store stays down);
-3. send every invalid or rejected message to the dead-letter topic, and wait for the acks;
+   a fact whose prerequisite is not recorded yet (its org or learner on another partition,
+   a review before its submission) is parked in the store in that same transaction;
+3. send every invalid or rejected message to the dead-letter topic, and with them every
+   parked fact that waited past the park timeout, and wait for the acks;
 4. only then commit the offsets past the batch.
 A poison message never blocks its partition: it is dead-lettered and committed past.
 """
@@ -31,7 +34,8 @@ from consumers.fault_points import (
     no_faults,
 )
 from domain.application import RecordResult, StudyLedger
-from domain.facts import IncomingFact, fact_problems, parse_fact
+from domain.facts import IncomingFact, decode_fact_json, fact_problems, parse_fact
+from domain.parking import DeadLetterRecord
 
 log = logging.getLogger("studyledger.consume")
 
@@ -77,6 +81,7 @@ class IngestStats:
     messages: int = 0
     stored: int = 0
     duplicate: int = 0
+    parked: int = 0
     dead_lettered: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -84,11 +89,11 @@ class IngestStats:
         return self.messages / max(time.monotonic() - self.started, 1e-9)
 
 
-def _validate(message: InboundMessage) -> IncomingFact | DeadLetter:
+def validate_message(message: InboundMessage) -> IncomingFact | DeadLetter:
     if message.value is None:
         return DeadLetter(message, "empty_message", "the message has no value")
     try:
-        data = json.loads(message.value)
+        data = decode_fact_json(message.value)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return DeadLetter(message, "malformed_json", f"malformed JSON: {exc}")
     try:
@@ -114,24 +119,29 @@ class IngestLoop:
         self.channel = channel
         self.fault_point = fault_point
         self.stats = IngestStats()
+        self._last_tended = 0.0
 
     def run_batch(self) -> int:
         """Poll and fully process one batch; returns how many messages it held."""
         messages = self.source.poll()
         if not messages:
+            self._tend_parked_when_idle()
             return 0
         letters: list[DeadLetter] = []
         valid: list[tuple[InboundMessage, IncomingFact]] = []
         for message in messages:
-            checked = _validate(message)
+            checked = validate_message(message)
             if isinstance(checked, DeadLetter):
                 letters.append(checked)
             else:
                 valid.append((message, checked))
         if valid:
-            results = self._record([fact for _, fact in valid])
+            results = self._record([fact for _, fact in valid],
+                                   [_origin(message) for message, _ in valid])
             for (message, _), result in zip(valid, results, strict=True):
-                if result.error is not None:
+                if result.status == "parked":
+                    self.stats.parked += 1  # kept in the store; released when ready
+                elif result.error is not None:
                     letters.append(DeadLetter(message, result.error.code, result.error.message,
                                               result.error.field))
                 elif result.status == "stored":
@@ -141,7 +151,12 @@ class IngestLoop:
         self.fault_point(CONSUME_AFTER_STORE_COMMIT)
         for letter in letters:
             self.dead_letters.send(letter)
+        given_up = self._parked_given_up()
+        for _, letter in given_up:
+            self.dead_letters.send(letter)
         self.dead_letters.flush()
+        self.ledger.mark_dead_letters_published([i for i, _ in given_up])
+        letters += [letter for _, letter in given_up]
         self.fault_point(CONSUME_AFTER_DEAD_LETTERS_FLUSHED)
         self.source.commit(_next_offsets(messages))
         self.fault_point(CONSUME_AFTER_OFFSET_COMMIT)
@@ -149,11 +164,33 @@ class IngestLoop:
         self.stats.dead_lettered += len(letters)
         return len(messages)
 
-    def _record(self, facts: Sequence[IncomingFact]) -> list[RecordResult]:
+    def _parked_given_up(self) -> list[tuple[int, DeadLetter]]:
+        """Facts this channel parked that waited past the timeout (or were refused when
+        released), as dead letters not yet published."""
+        records = self.ledger.unpublished_dead_letters(self.channel)
+        return [(record.id, _letter_of(record)) for record in records]
+
+    def _tend_parked_when_idle(self) -> None:
+        """With no traffic, still give up on facts parked too long (at most once a second)."""
+        if time.monotonic() - self._last_tended < 1:
+            return
+        self._last_tended = time.monotonic()
+        self.ledger.expire_parked(self.clock())
+        given_up = self._parked_given_up()
+        for _, letter in given_up:
+            self.dead_letters.send(letter)
+        if given_up:
+            self.dead_letters.flush()
+            self.ledger.mark_dead_letters_published([i for i, _ in given_up])
+            self.stats.dead_lettered += len(given_up)
+
+    def _record(self, facts: Sequence[IncomingFact], origins: Sequence[str]
+                ) -> list[RecordResult]:
         delay = self.backoff_seconds
         for attempt in range(1, self.retries + 1):
             try:
-                return self.ledger.record_facts(facts, now=self.clock(), channel=self.channel)
+                return self.ledger.record_facts(facts, now=self.clock(), channel=self.channel,
+                                                origins=origins)
             except PersistenceError as exc:
                 if attempt == self.retries:
                     raise StoreUnavailableError(
@@ -164,6 +201,21 @@ class IngestLoop:
                 self.sleep(delay)
                 delay *= 2
         raise AssertionError("unreachable")
+
+
+def _origin(message: InboundMessage) -> str:
+    return json.dumps({"topic": message.topic, "partition": message.partition,
+                       "offset": message.offset,
+                       "key": message.key.decode("utf-8", "replace") if message.key else None})
+
+
+def _letter_of(record: DeadLetterRecord) -> DeadLetter:
+    origin = json.loads(record.fact.origin or "{}")
+    key = origin.get("key")
+    message = InboundMessage(origin.get("topic", ""), origin.get("partition", -1),
+                             origin.get("offset", -1), key.encode() if key else None,
+                             record.fact.fact_text.encode())
+    return DeadLetter(message, record.fact.code, record.fact.reason, record.fact.field)
 
 
 def _next_offsets(messages: Sequence[InboundMessage]) -> dict[tuple[str, int], int]:

@@ -8,47 +8,33 @@ The persistence module is chosen by the environment the composition root passes 
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from domain.archive import ChainedAggregate, LearnerArchive, OrgUnit
+from domain.archive import ChainedAggregate, LearnerArchive
+from domain.batch_writer import BatchWriter, FactKey, RecordResult
 from domain.chain import BrokenLink, ChainLink, ChainVerifier
 from domain.credits.balance import BalanceAnswer, compute_balance, parse_period
 from domain.credits.lines import RecordedFact
-from domain.errors import (
-    FactConflictError,
-    FactRejectedError,
-    FutureFactError,
-    LearnerNotRegisteredError,
-    OrgNotRegisteredError,
-    OutOfScopeError,
-    StudyLedgerError,
-    UnknownCategoryError,
-)
-from domain.facts import ORG_FACT_TYPES, IncomingFact
+from domain.errors import LearnerNotRegisteredError
+from domain.facts import IncomingFact, parse_fact
+
+__all__ = ["FactKey", "RecordResult", "StudyLedger"]
+from domain.parking import DeadLetterRecord, ParkedFact, ParkingIndex
 from domain.policy.pack import all_categories, load_pack
 
-FUTURE_TOLERANCE = timedelta(minutes=5)
 MAX_SAVE_ATTEMPTS = 5
+DEFAULT_PARK_TIMEOUT = timedelta(days=1)
 A = TypeVar("A", bound=ChainedAggregate)
-
-
-@dataclass(frozen=True)
-class FactKey:
-    """Where a recorded fact lives, and the digest of its content."""
-
-    event_id: UUID
-    originator_id: UUID
-    originator_version: int
-    digest: str
 
 
 class FactIndex(Protocol):
@@ -65,12 +51,13 @@ class FactIndex(Protocol):
         """Held for a whole batch: one batch writer at a time across processes."""
 
 
-@dataclass(frozen=True)
-class RecordResult:
-    status: Literal["stored", "duplicate", "conflict", "rejected"]
-    event_id: UUID
-    position: int | None = None
-    error: StudyLedgerError | None = None
+@dataclass
+class RedriveReport:
+    counts: dict[str, int] = field(default_factory=dict)
+    failures: list[tuple[DeadLetterRecord, RecordResult]] = field(default_factory=list)
+
+    def count(self, result: RecordResult) -> None:
+        self.counts[result.status] = self.counts.get(result.status, 0) + 1
 
 
 @dataclass(frozen=True)
@@ -81,25 +68,24 @@ class ChainReport:
     broken: BrokenLink | None
 
 
-def check_not_future(incoming: IncomingFact, now: datetime) -> None:
-    if incoming.envelope.occurred_at > now + FUTURE_TOLERANCE:
-        raise FutureFactError(
-            f"occurred_at {incoming.canonical['occurred_at']} is more than 5 minutes "
-            f"in the future (server time {now.isoformat()})"
-        )
-
-
 class StudyLedger(Application[UUID]):
     name = "StudyLedger"
 
-    def __init__(self, env: dict[str, str] | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None,
+                 park_timeout: timedelta = DEFAULT_PARK_TIMEOUT) -> None:
         super().__init__(env)
         # One batch at a time per process: the cached aggregates are mutated in place.
         self._write_lock = threading.Lock()
-        self._categories = all_categories()
+        self.categories = all_categories()
+        self.park_timeout = park_timeout
 
     @property
     def fact_index(self) -> FactIndex:
+        index: Any = self.recorder
+        return index  # type: ignore[no-any-return]
+
+    @property
+    def parking_index(self) -> ParkingIndex:
         index: Any = self.recorder
         return index  # type: ignore[no-any-return]
 
@@ -107,24 +93,77 @@ class StudyLedger(Application[UUID]):
 
     def record_facts(
         self, facts: Sequence[IncomingFact], *, now: datetime, channel: str,
-        within_org: str | None = None,
+        within_org: str | None = None, origins: Sequence[str | None] | None = None,
     ) -> list[RecordResult]:
-        """Record a batch atomically; one result per fact, in order. Nothing is dropped.
+        """Record a batch atomically; one result per fact, in order. Nothing is dropped:
+        a fact whose prerequisite is missing is parked and recorded when it arrives.
 
         With `within_org`, a fact is rejected (out_of_scope) unless every org it touches is
-        in that org's subtree, judged on the state the fact itself applies to.
+        in that org's subtree, judged on the state the fact itself applies to. `origins`
+        (JSON, one per fact) says where each fact was read, for its dead letter if any.
         """
         # The thread lock first, so a process holds at most one cross-process writer lock.
         with self._write_lock, self.fact_index.exclusive_writer():
+            self._expire_parked(now)
             for attempt in range(MAX_SAVE_ATTEMPTS):
                 try:
-                    return _BatchWriter(self, facts, now, channel, within_org).write()
+                    return BatchWriter(self, facts, now, channel, within_org, origins).write()
                 except IntegrityError:
                     # Another writer got there first (same aggregate version or same fact
                     # key). Everything is re-read on the next attempt.
                     if attempt == MAX_SAVE_ATTEMPTS - 1:
                         raise
             raise AssertionError("unreachable")
+
+    # -- parked facts and dead letters -------------------------------------------------
+
+    def expire_parked(self, now: datetime) -> list[ParkedFact]:
+        """Dead-letter the facts that waited longer than the park timeout."""
+        with self._write_lock, self.fact_index.exclusive_writer():
+            return self._expire_parked(now)
+
+    def _expire_parked(self, now: datetime) -> list[ParkedFact]:
+        if self.parking_index.parked_count() == 0:
+            return []
+        return self.parking_index.expire_parked(now - self.park_timeout, now)
+
+    def unpublished_dead_letters(self, channel: str) -> list[DeadLetterRecord]:
+        """Dead letters of a channel that its dead-letter topic has not acknowledged yet."""
+        return self.parking_index.list_dead_letters(unpublished_channel=channel)
+
+    def mark_dead_letters_published(self, ids: Sequence[int]) -> None:
+        if ids:
+            self.parking_index.mark_dead_letters(ids, published=True)
+
+    def parked(self, limit: int = 1000) -> list[ParkedFact]:
+        return self.parking_index.list_parked(limit)
+
+    def parked_count(self) -> int:
+        return self.parking_index.parked_count()
+
+    def redrive(self, now: datetime) -> RedriveReport:
+        """Submit every unresolved dead letter again, with its original channel and scope.
+        Stored, duplicate or parked again resolve it; a refusal leaves it with the reason."""
+        report = RedriveReport()
+        letters = self.parking_index.list_dead_letters(unresolved=True, limit=100_000)
+        groups: dict[tuple[str, str | None], list[DeadLetterRecord]] = {}
+        for letter in letters:
+            groups.setdefault((letter.fact.channel, letter.fact.scope), []).append(letter)
+        for (channel, scope), group in groups.items():
+            for start in range(0, len(group), 1000):
+                chunk = group[start:start + 1000]
+                facts = [parse_fact(json.loads(d.fact.fact_text)) for d in chunk]
+                results = self.record_facts(facts, now=now, channel=channel, within_org=scope,
+                                            origins=[d.fact.origin for d in chunk])
+                resolved = []
+                for letter, result in zip(chunk, results, strict=True):
+                    report.count(result)
+                    if result.status in ("stored", "duplicate", "parked"):
+                        resolved.append(letter.id)
+                    else:
+                        report.failures.append((letter, result))
+                self.parking_index.mark_dead_letters(resolved, resolved=True)
+        return report
 
     def get_existing(self, cls: type[A], aggregate_id: UUID) -> A | None:
         try:
@@ -230,202 +269,3 @@ def _label_of(fact: dict[str, Any]) -> str:
     if fact.get("learner_id"):
         return f"learner {fact['learner_id']}"
     return f"org {fact.get('payload', {}).get('org_id')}"
-
-
-class _BatchWriter:
-    """One attempt at writing one batch."""
-
-    def __init__(
-        self, app: StudyLedger, facts: Sequence[IncomingFact], now: datetime, channel: str,
-        within_org: str | None = None,
-    ) -> None:
-        self.app = app
-        self.facts = facts
-        self.now = now
-        self.channel = channel
-        self.within_org = within_org
-        self.touched: dict[UUID, ChainedAggregate | None] = {}
-
-    def write(self) -> list[RecordResult]:
-        try:
-            return self._write()
-        except BaseException:
-            self.app.forget(list(self.touched))
-            raise
-
-    def _write(self) -> list[RecordResult]:
-        self._refresh_stale_cache()
-        known = self.app.fact_index.find_fact_keys([f.event_id for f in self.facts])
-        results: list[RecordResult | None] = [None] * len(self.facts)
-        accepted: dict[UUID, IncomingFact] = {}
-        new_keys: list[FactKey] = []
-        for i, incoming in enumerate(self.facts):
-            earlier = known.get(incoming.event_id) or accepted.get(incoming.event_id)
-            if earlier is not None:
-                results[i] = _repeat_result(incoming, earlier.digest)
-                continue
-            try:
-                aggregate = self._apply(incoming)
-            except FactRejectedError as error:
-                results[i] = RecordResult("rejected", incoming.event_id, error=error)
-                continue
-            accepted[incoming.event_id] = incoming
-            new_keys.append(
-                FactKey(incoming.event_id, aggregate.id, aggregate.version, incoming.digest)
-            )
-        positions = self._save(new_keys)
-        positions |= self.app.fact_index.positions_of(
-            [known[r.event_id] for r in results if r and r.status == "duplicate"
-             and r.event_id in known]
-        )
-        return [
-            RecordResult(
-                r.status, r.event_id,
-                positions.get(r.event_id) if r.status == "duplicate" else None, r.error,
-            )
-            if r is not None
-            else RecordResult("stored", f.event_id, positions[f.event_id])
-            for r, f in zip(results, self.facts, strict=True)
-        ]
-
-    def _save(self, new_keys: list[FactKey]) -> dict[UUID, int]:
-        if not new_keys:
-            return {}
-        changed = [a for a in self.touched.values() if a is not None]
-        recordings = self.app.save(*changed, fact_keys=new_keys)
-        return {
-            r.domain_event.event_id: r.notification.id  # type: ignore[attr-defined]
-            for r in recordings
-        }
-
-    def _refresh_stale_cache(self) -> None:
-        """Evict cached aggregates another process has written to since we cached them.
-
-        One query per batch instead of one fast-forward per aggregate. A write that lands
-        after this check is still caught: the save then fails on the version and is retried.
-        """
-        cache = self.app.repository.cache
-        if cache is None:
-            return
-        cached: dict[UUID, ChainedAggregate] = {}
-        for aggregate_id in _streams_referenced(self.facts):
-            with contextlib.suppress(KeyError):
-                aggregate = cache.get(aggregate_id)
-                if isinstance(aggregate, ChainedAggregate):
-                    cached[aggregate_id] = aggregate
-        if cached:
-            versions = self.app.fact_index.current_versions(list(cached))
-            self.app.forget([i for i, a in cached.items() if versions.get(i) != a.version])
-
-    def _get(self, cls: type[A], aggregate_id: UUID) -> A | None:
-        if aggregate_id not in self.touched:
-            self.touched[aggregate_id] = self.app.get_existing(cls, aggregate_id)
-        found = self.touched[aggregate_id]
-        assert found is None or isinstance(found, cls)
-        return found
-
-    def _require_org(self, org_id: str, field: str) -> None:
-        if self._get(OrgUnit, OrgUnit.id_for(org_id)) is None:
-            raise OrgNotRegisteredError(f"org {org_id} is not registered", field=field)
-
-    def _in_scope(self, org_id: str) -> bool:
-        """Is `org_id` the scope org or below it? Walks up the (immutable) parent links."""
-        current: str | None = org_id
-        for _ in range(64):  # deeper than any real org tree; guards against a cycle
-            if current is None:
-                return False
-            if current == self.within_org:
-                return True
-            unit = self._get(OrgUnit, OrgUnit.id_for(current))
-            current = None if unit is None else unit.parent_id
-        return False
-
-    def _check_scope(self, incoming: IncomingFact) -> None:
-        payload = incoming.canonical["payload"]
-        touched: list[tuple[str, str]] = []
-        if incoming.type == "org.registered":
-            touched.append((payload["parent_id"] or payload["org_id"], "payload.parent_id"))
-        elif incoming.type in ORG_FACT_TYPES:
-            touched.append((payload["org_id"], "payload.org_id"))
-        else:
-            archive = self._get(LearnerArchive, LearnerArchive.id_for(incoming.canonical[
-                "learner_id"]))
-            if archive is not None:
-                touched.append((archive.org_id, "learner_id"))
-            if incoming.type in ("learner.registered", "learner.transferred"):
-                touched.append((payload["org_id"], "payload.org_id"))
-        for org_id, field in touched:
-            if not self._in_scope(org_id):
-                raise OutOfScopeError(
-                    f"org {org_id} is outside the subtree of {self.within_org} that this "
-                    "key may write to", field=field)
-
-    def _apply(self, incoming: IncomingFact) -> ChainedAggregate:
-        check_not_future(incoming, self.now)
-        if self.within_org is not None:
-            self._check_scope(incoming)
-        if incoming.type in ORG_FACT_TYPES:
-            return self._apply_to_org(incoming)
-        return self._apply_to_learner(incoming)
-
-    def _apply_to_org(self, incoming: IncomingFact) -> OrgUnit:
-        payload = incoming.canonical["payload"]
-        unit = self._get(OrgUnit, OrgUnit.id_for(payload["org_id"]))
-        if unit is None and incoming.type == "org.registered":
-            if payload["parent_id"] is not None:
-                self._require_org(payload["parent_id"], "payload.parent_id")
-            unit = OrgUnit.register(incoming, self.channel)
-            self.touched[unit.id] = unit
-            return unit
-        if unit is None:
-            raise OrgNotRegisteredError(f"org {payload['org_id']} is not registered")
-        unit.record(incoming, self.channel)
-        return unit
-
-    def _apply_to_learner(self, incoming: IncomingFact) -> LearnerArchive:
-        learner_id = incoming.canonical["learner_id"]
-        payload = incoming.canonical["payload"]
-        archive = self._get(LearnerArchive, LearnerArchive.id_for(learner_id))
-        if archive is None and incoming.type == "learner.registered":
-            self._require_org(payload["org_id"], "payload.org_id")
-            archive = LearnerArchive.register(incoming, self.channel)
-            self.touched[archive.id] = archive
-            return archive
-        if archive is None:
-            raise LearnerNotRegisteredError(f"learner {learner_id} is not registered")
-        if incoming.type == "learner.transferred":
-            self._require_org(payload["org_id"], "payload.org_id")
-        if incoming.type == "credits.adjusted" and payload["category"] not in self.app._categories:
-            raise UnknownCategoryError(
-                f"category {payload['category']!r} is not counted by any policy pack "
-                f"(known: {', '.join(sorted(self.app._categories))})"
-            )
-        archive.record(incoming, self.channel)
-        return archive
-
-
-def _streams_referenced(facts: Sequence[IncomingFact]) -> set[UUID]:
-    """Every aggregate a batch may read: the learners and the orgs its facts name."""
-    streams: set[UUID] = set()
-    for incoming in facts:
-        learner_id = incoming.canonical["learner_id"]
-        if learner_id is not None:
-            streams.add(LearnerArchive.id_for(learner_id))
-        payload = incoming.canonical["payload"]
-        for key in ("org_id", "parent_id"):
-            if isinstance(payload.get(key), str):
-                streams.add(OrgUnit.id_for(payload[key]))
-    return streams
-
-
-def _repeat_result(incoming: IncomingFact, earlier_digest: str) -> RecordResult:
-    if earlier_digest == incoming.digest:
-        return RecordResult("duplicate", incoming.event_id)
-    return RecordResult(
-        "conflict",
-        incoming.event_id,
-        error=FactConflictError(
-            f"({incoming.envelope.source}, {incoming.envelope.external_id}) was already "
-            "recorded with different content; send a correction instead of a new version"
-        ),
-    )

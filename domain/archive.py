@@ -7,6 +7,7 @@ Guard checks run before an event is triggered, so a rejected fact changes nothin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -27,6 +28,12 @@ from domain.errors import (
 )
 from domain.facts import IncomingFact
 from domain.identity import learner_archive_id, org_unit_id
+
+
+def submission_key(learner_id: str, kind: str, item_id: str) -> str:
+    """The wait key of an assignment or declaration submission (see PrerequisiteMissingError)."""
+    return f"{kind}:{learner_id}:{item_id}"
+
 
 # Registrations and transfers shape who the learner is; they are corrected by a new fact,
 # not withdrawn. A void is final and cannot itself be voided.
@@ -169,7 +176,10 @@ class LearnerArchive(ChainedAggregate):
         item = self._index.assignments.get(payload["assignment_id"])
         if item is None:
             raise NotSubmittedError(
-                f"assignment {payload['assignment_id']} was never submitted",
+                f"assignment {payload['assignment_id']} is not submitted yet",
+                waits_for=submission_key(self.learner_id, "assignment",
+                                         payload["assignment_id"]),
+                missing=f"submission of assignment {payload['assignment_id']}",
                 field="payload.assignment_id",
             )
         if item.review_id is not None:
@@ -189,7 +199,10 @@ class LearnerArchive(ChainedAggregate):
         item = self._index.declarations.get(payload["declaration_id"])
         if item is None:
             raise NotSubmittedError(
-                f"declaration {payload['declaration_id']} was never submitted",
+                f"declaration {payload['declaration_id']} is not submitted yet",
+                waits_for=submission_key(self.learner_id, "declaration",
+                                         payload["declaration_id"]),
+                missing=f"submission of declaration {payload['declaration_id']}",
                 field="payload.declaration_id",
             )
         if item.review_id is not None:
@@ -207,7 +220,9 @@ class LearnerArchive(ChainedAggregate):
         target = UUID(payload["target_event_id"])
         known = self._index.facts.get(target)
         if known is None:
-            raise VoidTargetUnknownError(f"event {target} is not in this learner's archive")
+            raise VoidTargetUnknownError(
+                f"event {target} is not in this learner's archive (yet)",
+                waits_for=f"event:{target}", missing=f"event {target}")
         if target in self._index.voided:
             raise AlreadyVoidedError(f"event {target} is already voided")
         if known[0] in NOT_VOIDABLE:
@@ -222,8 +237,12 @@ class LearnerArchive(ChainedAggregate):
             self.name = payload["name"]
             self.org_id = payload["org_id"]
             self.rank = payload["rank"]
+            self._org_since = datetime.fromisoformat(fact["occurred_at"])
         elif fact_type == "learner.transferred":
-            self.org_id = payload["org_id"]
+            # The latest transfer by occurred_at wins: platforms may send them out of order.
+            moved_at = datetime.fromisoformat(fact["occurred_at"])
+            if moved_at >= self._org_since:
+                self.org_id, self._org_since = payload["org_id"], moved_at
         elif fact_type == "assignment.submitted":
             self._index.assignments[payload["assignment_id"]] = ReviewedItem(event_id)
         elif fact_type == "declaration.submitted":

@@ -45,8 +45,37 @@ class OrgAlreadyRegisteredError(FactRejectedError):
     field = "payload.org_id"
 
 
-class NotSubmittedError(FactRejectedError):
-    code = "not_submitted"
+class PrerequisiteMissingError(FactRejectedError):
+    """A fact needs another fact that is not recorded yet (its learner, org, parent org,
+    submission or void target). Such a fact is parked, not refused: it is recorded as soon
+    as what it waits for arrives. `waits_for` names that fact as a key ("learner:L1",
+    "org:500104", "assignment:L1:A7", "declaration:L1:D2", "event:<uuid>"); `missing` says
+    it in words."""
+
+    code = "prerequisite_missing"
+
+    def __init__(self, message: str, *, waits_for: str, missing: str,
+                 field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.waits_for = waits_for
+        self.missing = missing
+
+
+def learner_missing(learner_id: str) -> PrerequisiteMissingError:
+    return PrerequisiteMissingError(
+        f"learner {learner_id} is not registered yet", waits_for=f"learner:{learner_id}",
+        missing=f"learner {learner_id}", field="learner_id")
+
+
+def org_missing(org_id: str, field: str = "payload.org_id") -> PrerequisiteMissingError:
+    what = "parent org" if field.endswith("parent_id") else "org"
+    return PrerequisiteMissingError(
+        f"{what} {org_id} is not registered yet", waits_for=f"org:{org_id}",
+        missing=f"org {org_id}", field=field)
+
+
+class NotSubmittedError(PrerequisiteMissingError):
+    """A review of an assignment or declaration that is not (yet) submitted."""
 
 
 class AlreadySubmittedError(FactRejectedError):
@@ -62,7 +91,13 @@ class ApprovedHoursExceedDeclaredError(FactRejectedError):
     field = "payload.approved_hours"
 
 
-class VoidTargetUnknownError(FactRejectedError):
+class VoidTargetUnknownError(PrerequisiteMissingError):
+    """A void of a fact this archive does not hold (yet)."""
+
+    field = "payload.target_event_id"
+
+
+class VoidTargetElsewhereError(FactRejectedError):
     code = "void_target_unknown"
     field = "payload.target_event_id"
 

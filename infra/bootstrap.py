@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import unquote, urlsplit
 
 from domain.application import StudyLedger
@@ -47,7 +48,9 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
 
 
 def build_ledger(settings: Settings | None = None) -> StudyLedger:
-    return StudyLedger(env=eventsourcing_env(settings or Settings()))
+    settings = settings or Settings()
+    return StudyLedger(env=eventsourcing_env(settings),
+                       park_timeout=timedelta(seconds=settings.park_timeout_seconds))
 
 
 def build_views(settings: Settings | None = None) -> ViewStore:

@@ -26,6 +26,7 @@ from infra.cli_common import (
     open_ledger,
 )
 from infra.cli_kafka import cmd_consume, cmd_relay, cmd_topics
+from infra.cli_parking import add_parking_commands
 from infra.cli_serve import cmd_keys, cmd_run, cmd_serve
 from infra.settings import Settings, display_url
 
@@ -43,7 +44,12 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         fault_point=fault_point_from(settings.fault_kill_at),
     )
     print(f"{path}: {report.lines} lines: {report.stored} stored, "
-          f"{report.duplicate} duplicate, {report.rejected} rejected")
+          f"{report.duplicate} duplicate, {report.parked} parked, {report.rejected} rejected")
+    for line, waits_for in report.still_waiting[:10]:
+        print(f"  line {line}: parked, waiting for {waits_for}", file=sys.stderr)
+    if report.parked:
+        print(f"{report.parked} facts wait for a prerequisite not recorded yet; they are "
+              "recorded when it arrives (`studyledger parked` lists them)", file=sys.stderr)
     for rejection in report.first_rejections:
         where = f" [{rejection.field}]" if rejection.field else ""
         print(f"  line {rejection.line}: {rejection.code}{where}: {rejection.reason}",
@@ -340,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replication-factor", type=int, default=1)
     p.set_defaults(func=cmd_topics)
 
+    add_parking_commands(sub)
     p = sub.add_parser("ingest", help="record the facts of a JSONL file, in batches")
     p.add_argument("file", help="one JSON fact envelope per line")
     p.add_argument("--rejects", help="where rejected lines go (default FILE.rejected.jsonl)")

@@ -71,9 +71,10 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
 
         def report() -> None:
             s = loop.stats
-            log.info("consumed %d (stored %d, duplicate %d, dead-lettered %d) at %.0f msg/s; "
-                     "lag %s", s.messages, s.stored, s.duplicate, s.dead_lettered, s.rate(),
-                     source.lag())
+            log.info("consumed %d (stored %d, duplicate %d, parked %d, dead-lettered %d) at "
+                     "%.0f msg/s; lag %s; waiting in the store: %d parked", s.messages,
+                     s.stored, s.duplicate, s.parked, s.dead_lettered, s.rate(), source.lag(),
+                     ledger.parked_count())
 
         try:
             while not stop.is_set():

@@ -77,7 +77,10 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             from domain.archive import OrgUnit
 
             if ledger.get_existing(OrgUnit, OrgUnit.id_for(args.org)) is None:
-                raise CommandError(f"org {args.org} is not registered")
+                # A new district starts over HTTP: its admin key registers the org itself.
+                print(f"note: org {args.org} is not registered yet; this key's subtree is "
+                      f"empty until it is (an admin key may register {args.org} itself, as "
+                      "a root or under a registered parent)", file=sys.stderr)
             print(keys.create(args.role, args.org, args.source))  # the key alone on stdout
         elif args.action == "revoke":
             keys.revoke(args.key_id)

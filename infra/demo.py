@@ -209,7 +209,8 @@ class DemoWriter:
 
 
 def bad_lines(first_year: int) -> Iterator[str]:
-    """One line for each kind of input the ingest must reject, with a clear reason."""
+    """One line for each kind of input the ingest must reject, with a clear reason; and two
+    (an unregistered learner, a review never submitted) that wait, parked, for ever."""
     base = {"source": "demo-bad", "learner_id": "L000001", "actor": "platform:demo-bad",
             "occurred_at": f"{first_year + 1}-03-01T10:00:00+08:00"}
     session = {"course_id": "C0001", "course_hours": 1, "required": False, "minutes": 30,

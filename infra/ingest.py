@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+from uuid import UUID
 
 from pydantic import ValidationError
 from tqdm import tqdm
 
 from consumers.fault_points import FaultPoint, no_faults
 from domain.application import StudyLedger
-from domain.facts import IncomingFact, fact_problems, parse_fact
+from domain.facts import IncomingFact, decode_fact_json, fact_problems, parse_fact
 from infra.fault_injection import INGEST_AFTER_BATCH_COMMIT
 
 Clock = Callable[[], datetime]
@@ -52,6 +53,8 @@ class IngestReport:
     stored: int = 0
     duplicate: int = 0
     rejected: int = 0
+    parked: int = 0  # still waiting for a prerequisite at the end of the run
+    still_waiting: list[tuple[int, str]] = field(default_factory=list)  # (line, waits for)
     rejections_path: Path | None = None
     first_rejections: list[Rejection] = field(default_factory=list)
 
@@ -68,7 +71,7 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str]:
 
 def parse_line(number: int, raw: str) -> IncomingFact | Rejection:
     try:
-        data = json.loads(raw)
+        data = decode_fact_json(raw)
     except json.JSONDecodeError as exc:
         return Rejection(number, "malformed_json", None, f"malformed JSON: {exc}", raw)
     if not isinstance(data, dict):
@@ -111,6 +114,28 @@ def _numbered_lines(handle: IO[bytes], bar: tqdm[Any]) -> Iterator[tuple[int, st
             yield number, raw
 
 
+def _settle_parked(ledger: StudyLedger, parked: dict[UUID, tuple[int, str]],
+                   report: IngestReport, sink: _RejectionSink) -> None:
+    """Lines parked during the run: stored once a later line brought what they needed,
+    still waiting (reported as parked), or refused when released (a dead letter)."""
+    if not parked:
+        return
+    ids = list(parked)
+    waiting = ledger.parking_index.find_parked(ids)
+    stored = ledger.fact_index.find_fact_keys(ids)
+    report.parked = len(waiting)
+    report.stored += len(stored)
+    for event_id, (number, raw) in parked.items():
+        if event_id in waiting:
+            row = waiting[event_id]
+            report.still_waiting.append((number, row.waits_for))
+        elif event_id not in stored:
+            report.rejected += 1
+            sink.add(Rejection(number, "refused_when_released", None,
+                               "parked, then refused when its prerequisite arrived; "
+                               "`studyledger dead-letters list` has the reason", raw))
+
+
 def ingest_file(
     ledger: StudyLedger,
     path: Path,
@@ -128,12 +153,19 @@ def ingest_file(
     report = IngestReport(rejections_path=rejections_path)
     batch: list[tuple[int, str, IncomingFact]] = []
 
+    parked: dict[UUID, tuple[int, str]] = {}
+
     def flush() -> None:
-        results = ledger.record_facts([item[2] for item in batch], now=clock(), channel=channel)
+        origins = [json.dumps({"file": str(path), "line": number}) for number, _, _ in batch]
+        results = ledger.record_facts([item[2] for item in batch], now=clock(), channel=channel,
+                                      origins=origins)
         fault_point(INGEST_AFTER_BATCH_COMMIT)
         for (number, raw, _), result in zip(batch, results, strict=True):
             if result.status in ("stored", "duplicate"):
                 setattr(report, result.status, getattr(report, result.status) + 1)
+                continue
+            if result.status == "parked":
+                parked[result.event_id] = (number, raw)  # may be released by a later line
                 continue
             report.rejected += 1
             error = result.error
@@ -159,6 +191,7 @@ def ingest_file(
                     flush()
             if batch:
                 flush()
+            _settle_parked(ledger, parked, report, sink)
         finally:
             sink.close()
     report.first_rejections = sink.first

@@ -141,3 +141,31 @@ class KafkaPublisher(_AckedProducer):
 
     def publish(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         self._send(self.topic, key, value, headers)
+
+
+def read_dead_letters(settings: Settings, client_id: str) -> list[InboundMessage]:
+    """Every message of the dead-letter topic, start to end, without a consumer group; each
+    as the original message (its topic, partition and offset from the letter's headers)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers(settings),
+                             client_id=client_id, enable_auto_commit=False)
+    try:
+        topic = settings.kafka_topic_dead_letters
+        partitions = [TopicPartition(topic, p)
+                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        letters: list[InboundMessage] = []
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    headers = {k: v.decode("utf-8", "replace") for k, v in record.headers}
+                    letters.append(InboundMessage(
+                        headers.get("original.topic", settings.kafka_topic_events),
+                        int(headers.get("original.partition", -1)),
+                        int(headers.get("original.offset", -1)), record.key, record.value))
+        return letters
+    finally:
+        consumer.close()

@@ -19,6 +19,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from psycopg.sql import SQL, Identifier
 
 from domain.application import FactKey
+from domain.parking import ParkingChanges
+from infra.parking_tables import PostgresParking, SQLiteParking
 
 # SQLite caps the host parameters of one statement; stay well under it.
 _CHUNK = 500
@@ -29,7 +31,7 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start : start + size]
 
 
-class SQLiteFactKeyRecorder(SQLiteApplicationRecorder):
+class SQLiteFactKeyRecorder(SQLiteParking, SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         self.fact_keys_table = "fact_keys"  # before super(): it builds the DDL
         super().__init__(datastore, events_table_name)
@@ -59,6 +61,7 @@ class SQLiteFactKeyRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {self.fact_keys_table} ("
             "event_id TEXT PRIMARY KEY, originator_id TEXT NOT NULL, "
             "originator_version INTEGER NOT NULL, digest TEXT NOT NULL) WITHOUT ROWID",
+            *self.parking_statements(),
         ]
 
     def _insert_events(
@@ -67,6 +70,7 @@ class SQLiteFactKeyRecorder(SQLiteApplicationRecorder):
         stored_events: Sequence[Any],
         *,
         fact_keys: Sequence[FactKey] = (),
+        parking: ParkingChanges | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
         notification_ids = super()._insert_events(c, stored_events, **kwargs)
@@ -75,6 +79,8 @@ class SQLiteFactKeyRecorder(SQLiteApplicationRecorder):
             [(k.event_id.hex, k.originator_id.hex, k.originator_version, k.digest)
              for k in fact_keys],
         )
+        if parking:
+            self._write_parking(c, parking)
         return notification_ids
 
     def find_fact_keys(self, event_ids: Sequence[UUID]) -> dict[UUID, FactKey]:
@@ -122,7 +128,7 @@ class SQLiteFactKeyRecorder(SQLiteApplicationRecorder):
         return positions
 
 
-class PostgresFactKeyRecorder(PostgresApplicationRecorder):
+class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.fact_keys_table = events_table_name.removesuffix("_events") + "_fact_keys"
@@ -137,6 +143,7 @@ class PostgresFactKeyRecorder(PostgresApplicationRecorder):
                 "digest text NOT NULL)"
             ).format(table)
         )
+        self.sql_create_statements.extend(self.parking_statements())
         self._insert_keys = SQL(
             "INSERT INTO {} SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::bigint[], %s::text[])"
         ).format(table)
@@ -167,7 +174,8 @@ class PostgresFactKeyRecorder(PostgresApplicationRecorder):
 
     def _insert_events(
         self, curs: Any, stored_events: Sequence[Any], *,
-        fact_keys: Sequence[FactKey] = (), **kwargs: Any,
+        fact_keys: Sequence[FactKey] = (), parking: ParkingChanges | None = None,
+        **kwargs: Any,
     ) -> None:
         # Runs inside the library's insert transaction, before its table lock. Keys are
         # sorted so two writers claiming overlapping keys lock them in the same order.
@@ -182,6 +190,8 @@ class PostgresFactKeyRecorder(PostgresApplicationRecorder):
                     [k.originator_version for k in keys], [k.digest for k in keys],
                 ))
                 pipeline.sync()
+        if parking:
+            self._write_parking(curs, parking)
 
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[Any], **kwargs: Any

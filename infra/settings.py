@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # Facts per projection transaction: large batches catch up much faster (each batch
     # recomputes the learners it touches); small ones make each write visible sooner.
     projection_batch_size: int = Field(default=20_000, ge=1, le=1_000_000)
+    # A fact whose prerequisite (learner, org, submission, void target) is not recorded yet
+    # is parked; still waiting after this long, it becomes a dead letter with its reason.
+    park_timeout_seconds: float = Field(default=86_400, gt=0)
     # Kafka: bootstrap servers ("host:port,host:port"); the consumers refuse to start without.
     kafka_bootstrap: str | None = None
     kafka_topic_events: str = "studyledger.events"
@@ -49,6 +52,10 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # ?wait=true answers once the views have the write, or after this long.
     api_wait_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Seals the page cursors the API hands out (encrypted and authenticated). Unset, one is
+    # generated on first use and kept in the store (v_meta), shared by every worker and
+    # restart; set it to choose or rotate it (a rotation only voids the cursors in flight).
+    secret_key: str | None = Field(default=None, min_length=32, repr=False)
 
     # Test-only fault injection: "POINT:N" makes the process SIGKILL itself the Nth time it
     # reaches POINT (see infra/fault_injection.py), so crash tests need no timing. Never set

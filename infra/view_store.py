@@ -14,8 +14,9 @@ from infra.settings import Settings
 from infra.sql_connection import SqlConnection
 from projections.learner_views import BalanceRow, LearnerRow, OrgRow
 
-# Bump when a view's layout changes: the views are then dropped and rebuilt from the log.
-VIEWS_VERSION = "3"
+# Bump when a view's layout or what it holds changes (e.g. a policy pack's version): the views
+# are then dropped and rebuilt from the log.
+VIEWS_VERSION = "4"
 TABLES = ("v_balances", "v_learners", "v_orgs", "v_tracking", "v_members", "v_board",
           "v_board_counts", "v_member_counts")
 # The board of every org at once (`--org` omitted) is kept as the board of this pseudo-org.

@@ -21,9 +21,10 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from domain.credits.balance import Amount, PolicyRef, learner_rank, parse_period
-from domain.credits.lines import RecordedFact, active_facts, credit_lines
+from domain.credits.lines import RecordedFact, credit_lines
 from domain.errors import PolicyError
 from domain.policy.pack import PolicyPack
+from projections.learner_views import current_org_id
 
 CERTIFICATE_PACK = "cadre-regs-2023"
 
@@ -80,10 +81,7 @@ def certificate(pack: PolicyPack, facts: Sequence[RecordedFact], period: str) ->
     span = parse_period(pack, period)
     learner_id, _ = learner_rank(facts)
     registration = next(f for f in facts if f.type == "learner.registered")
-    org_id = registration.payload["org_id"]
-    for fact in active_facts(facts):
-        if fact.type == "learner.transferred":
-            org_id = fact.payload["org_id"]
+    org_id = current_org_id(facts)
     by_id = {f.event_id: f for f in facts}
     zone = ZoneInfo(pack.time_zone)
     items = sorted(

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from domain.credits.balance import Ledger, Period, answer_from_ledger, learner_rank
+from domain.credits.balance import Ledger, Period, answer_from_ledger, registration_of
 from domain.credits.lines import RecordedFact, active_facts, credit_lines
 from domain.policy.pack import SHIPPED_PACKS, PolicyPack, load_pack
 
@@ -57,11 +57,21 @@ def learner_row(facts: Sequence[RecordedFact], pack: PolicyPack) -> LearnerRow:
         rank=str(registration.payload["rank"]),
         registered_year=registration.occurred_at.astimezone(pack.zone).year,
     )
-    for fact in active_facts(facts):
-        if fact.type == "learner.transferred":
-            row = LearnerRow(row.learner_id, row.name, str(fact.payload["org_id"]), row.rank,
-                             row.registered_year)
+    org_id = current_org_id(facts)
+    if org_id != row.org_id:
+        row = LearnerRow(row.learner_id, row.name, org_id, row.rank, row.registered_year)
     return row
+
+
+def current_org_id(facts: Sequence[RecordedFact]) -> str:
+    """The unit of the latest standing transfer by occurred_at (ties: the one recorded
+    later), else the unit of registration: platforms may send transfers out of order."""
+    registration = next(f for f in facts if f.type == "learner.registered")
+    transfers = [(f.occurred_at, i, f) for i, f in enumerate(active_facts(facts))
+                 if f.type == "learner.transferred"]
+    if not transfers:
+        return str(registration.payload["org_id"])
+    return str(max(transfers, key=lambda t: (t[0], t[1]))[2].payload["org_id"])
 
 
 def periods_to_show(pack: PolicyPack, years: Iterable[int]) -> list[Period]:
@@ -79,17 +89,18 @@ def learner_views(
 ) -> LearnerViews:
     """The directory row and every balance row (each pack, cycle and year) of one learner."""
     packs = packs or [load_pack(pack_id) for pack_id in SHIPPED_PACKS]
-    learner_id, rank = learner_rank(facts)
+    registration = registration_of(facts)
+    learner_id = registration.learner_id
     row = learner_row(facts, packs[0])
     balances: list[BalanceRow] = []
     required_sessions = {f.event_id for f in facts
                          if f.type == "study_session.recorded" and f.payload["required"]}
     for pack in packs:
         ledger = Ledger(pack, credit_lines(pack, facts))
-        years = {line.year for line in ledger.lines} | {row.registered_year}
+        years = {line.year for line in ledger.lines} | {registration.year(pack)}
         required_lines = [ln for ln in ledger.lines if ln.event_id in required_sessions]
         for period in periods_to_show(pack, years):
-            answer = answer_from_ledger(ledger, learner_id, rank, period)
+            answer = answer_from_ledger(ledger, registration, period)
             balances.append(BalanceRow(
                 learner_id=learner_id, policy=pack.id, period=str(period),
                 is_cycle=period.is_cycle, status=answer.status,

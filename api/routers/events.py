@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from domain.application import RecordResult
-from domain.errors import OutOfScopeError
+from domain.errors import OutOfScopeError, PrerequisiteMissingError
 from domain.facts import IncomingFact, fact_problems, parse_fact
 
 from ..auth import Principal, may_post
@@ -76,6 +76,9 @@ def _refuse_non_writers(principal: Principal) -> None:
     "", status_code=201, response_model=EventRecorded,
     summary="Record one fact",
     responses={200: {"model": EventRecorded, "description": "Already recorded (duplicate)"},
+               202: {"model": EventRecorded,
+                     "description": "Parked: a prerequisite (learner, org, submission, void "
+                     "target) is not recorded yet; kept and recorded when it arrives"},
                409: {"model": ErrorBody, "description": "The key was used for other content"},
                **ERROR_RESPONSES},
 )
@@ -93,6 +96,11 @@ async def post_event(
     if refusal is not None:
         raise refusal
     (result,) = await _record(services, principal, [parsed])
+    if isinstance(result.error, PrerequisiteMissingError):
+        body = EventRecorded(event_id=result.event_id, position=None, duplicate=False,
+                             parked=True, waiting_for=result.error.waits_for,
+                             error=domain_error_info(result.error))
+        return JSONResponse(body.model_dump(mode="json"), status_code=202)
     if result.error is not None:
         return error_response(status_of(result.error, reading=False),
                               domain_error_info(result.error))
@@ -107,8 +115,10 @@ def _item(index: int, result: RecordResult) -> BatchItem:
     status: ItemStatus = result.status
     if isinstance(result.error, OutOfScopeError):
         status = "forbidden"
+    waiting_for = (result.error.waits_for
+                   if isinstance(result.error, PrerequisiteMissingError) else None)
     return BatchItem(index=index, status=status, event_id=result.event_id,
-                     position=result.position,
+                     position=result.position, waiting_for=waiting_for,
                      error=domain_error_info(result.error) if result.error else None)
 
 
@@ -123,7 +133,9 @@ async def post_batch(
     wait: WaitParam = False,
 ) -> BatchRecorded:
     """One result per item, in order: valid items are stored in one transaction, invalid or
-    forbidden ones are reported with their reason; none vanish."""
+    forbidden ones are reported with their reason, and items whose prerequisite is not
+    recorded yet are parked (the order of items inside a batch does not matter); none
+    vanish."""
     _refuse_non_writers(principal)
     if len(facts) > services.max_batch_facts:
         raise ApiError(422, "batch_too_large",
@@ -153,5 +165,6 @@ async def post_batch(
     return BatchRecorded(
         stored=sum(1 for i in done if i.status == "stored"),
         duplicate=sum(1 for i in done if i.status == "duplicate"),
-        failed=sum(1 for i in done if i.status not in ("stored", "duplicate")),
+        failed=sum(1 for i in done if i.status not in ("stored", "duplicate", "parked")),
+        parked=sum(1 for i in done if i.status == "parked"),
         projected=projected, results=done)

@@ -21,4 +21,5 @@ async def health(services: ServicesDep) -> Health:
     lag = max(0, recorded - projected)
     return Health(status="ok" if lag < DEGRADED_LAG else "degraded",
                   store=services.store_name, recorded_position=recorded,
-                  projected_position=projected, projection_lag=lag)
+                  projected_position=projected, projection_lag=lag,
+                  parked=services.ledger.parked_count())

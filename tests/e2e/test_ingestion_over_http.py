@@ -50,8 +50,10 @@ def test_invalid_facts_are_422_with_field_paths(api):
     assert unknown_type.json()["error"]["details"][0]["field"] == "type"
     assert malformed.status_code == 422
     assert malformed.json()["error"]["code"] == "invalid_request"
-    assert unregistered.status_code == 422
-    assert unregistered.json()["error"]["code"] == "learner_not_registered"
+    assert unregistered.status_code == 202  # parked until L404 is registered
+    assert unregistered.json()["parked"] is True
+    assert unregistered.json()["waiting_for"] == "learner:L404"
+    assert unregistered.json()["error"]["code"] == "prerequisite_missing"
     for answer in (negative, unknown_field, unknown_type, malformed, unregistered):
         assert "Traceback" not in answer.text
 

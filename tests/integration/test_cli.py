@@ -54,7 +54,8 @@ def test_ingest_reports_counts_and_exits_non_zero_when_anything_was_rejected(
         tmp_path, mixed_file):
     result = run(tmp_path, "ingest", str(mixed_file))
     assert result.returncode == 1
-    assert "7 lines: 4 stored, 0 duplicate, 3 rejected" in result.stdout
+    assert "7 lines: 4 stored, 0 duplicate, 1 parked, 2 rejected" in result.stdout
+    assert "line 8: parked, waiting for learner:L404" in result.stderr
 
 
 def test_rejected_lines_go_to_a_side_file_with_line_number_and_reason(tmp_path, mixed_file):
@@ -64,15 +65,14 @@ def test_rejected_lines_go_to_a_side_file_with_line_number_and_reason(tmp_path, 
     assert [(r["line"], r["code"], r["field"]) for r in rejected] == [
         (4, "malformed_json", None),
         (5, "invalid_fact", "payload.progress"),
-        (8, "learner_not_registered", "learner_id"),
-    ]
+    ]  # line 8 waits for its learner: parked, not rejected
     assert rejected[1]["raw"] == session_line("bad-progress", progress=1.5)
 
 
 def test_reingesting_the_same_file_stores_nothing_twice(tmp_path, mixed_file):
     run(tmp_path, "ingest", str(mixed_file))
     again = run(tmp_path, "ingest", str(mixed_file))
-    assert "0 stored, 4 duplicate, 3 rejected" in again.stdout
+    assert "0 stored, 4 duplicate, 1 parked, 2 rejected" in again.stdout
     with sqlite3.connect(tmp_path / "cli.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM stored_events").fetchone() == (4,)
 
@@ -81,7 +81,7 @@ def test_clean_file_exits_zero_and_leaves_no_side_file(tmp_path):
     clean = write_lines(tmp_path / "clean.jsonl", [json.dumps(ORG), json.dumps(REG)])
     result = run(tmp_path, "ingest", str(clean))
     assert (result.returncode, result.stdout.strip()) == (
-        0, f"{clean}: 2 lines: 2 stored, 0 duplicate, 0 rejected")
+        0, f"{clean}: 2 lines: 2 stored, 0 duplicate, 0 parked, 0 rejected")
     assert not (tmp_path / "clean.jsonl.rejected.jsonl").exists()
 
 
@@ -91,7 +91,8 @@ def test_balance_json_is_the_balance_answer(tmp_path, mixed_file):
                  "--period", "2021-2025", "--json")
     answer = json.loads(result.stdout)
     assert set(answer) == {"learner_id", "policy", "period", "categories", "totals",
-                           "requirements", "status", "promotion"}
+                           "requirements", "status", "promotion", "proration"}
+    assert answer["proration"] is None  # registered before the cycle
     assert answer["categories"]["self_study"] == {"raw": "4.00", "counted": "4.00",
                                                   "excess": "0.00"}
     assert answer["totals"] == {"basic": "0.00", "comprehensive": "4.00"}

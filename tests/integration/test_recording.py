@@ -78,24 +78,36 @@ def test_repeats_within_one_batch_are_duplicate_or_conflict(registered_ledger):
 
 
 def test_rejected_fact_leaves_its_batch_neighbours_stored(registered_ledger):
-    review = incoming("assignment.reviewed", {"assignment_id": "nope", "reviewer_id": "R",
-                                              "decision": "accepted", "score": 90})
-    results = record(registered_ledger, session_fact("a"), review, session_fact("b"))
+    again = incoming("learner.registered", REGISTRATION, external_id="reg-L1-again")
+    results = record(registered_ledger, session_fact("a"), again, session_fact("b"))
     assert statuses(results) == ["stored", "rejected", "stored"]
-    assert codes(results)[1] == "not_submitted"
+    assert codes(results)[1] == "learner_already_registered"
     assert [f.fact["external_id"] for f in registered_ledger.facts_of("L1")[1:]] == ["a", "b"]
 
 
-def test_fact_for_an_unregistered_learner_is_rejected(registered_ledger):
+def test_review_before_its_submission_is_parked_and_its_neighbours_stored(registered_ledger):
+    review = incoming("assignment.reviewed", {"assignment_id": "nope", "reviewer_id": "R",
+                                              "decision": "accepted", "score": 90})
+    results = record(registered_ledger, session_fact("a"), review, session_fact("b"))
+    assert statuses(results) == ["stored", "parked", "stored"]
+    assert (codes(results)[1], results[1].error.waits_for) == (
+        "prerequisite_missing", "assignment:L1:nope")
+    assert [f.fact["external_id"] for f in registered_ledger.facts_of("L1")[1:]] == ["a", "b"]
+
+
+def test_fact_for_an_unregistered_learner_is_parked(registered_ledger):
     stray = incoming("study_session.recorded", SESSION, learner_id="L404")
     [result] = record(registered_ledger, stray)
     assert (result.status, result.error.code, result.error.field) == (
-        "rejected", "learner_not_registered", "learner_id")
+        "parked", "prerequisite_missing", "learner_id")
+    assert result.error.waits_for == "learner:L404"
+    assert [p.event_id for p in registered_ledger.parked()] == [stray.event_id]
 
 
-def test_learner_of_an_unregistered_org_is_rejected(ledger):
+def test_learner_of_an_unregistered_org_is_parked(ledger):
     [result] = record(ledger, LEARNER)
-    assert (result.error.code, result.error.field) == ("org_not_registered", "payload.org_id")
+    assert (result.status, result.error.field, result.error.waits_for) == (
+        "parked", "payload.org_id", "org:500104-07")
 
 
 def test_org_and_learner_registered_in_one_batch(ledger):
@@ -183,7 +195,7 @@ def test_void_rules(registered_ledger):
         void("v5", ORG.event_id),
     )
     assert codes(results) == [None, "already_voided", "not_voidable", "not_voidable",
-                              "void_target_unknown"]
+                              "void_target_unknown"]  # an org's fact: never L1's to void
 
 
 def test_adjustment_of_an_unknown_category_is_rejected(registered_ledger):
@@ -197,8 +209,8 @@ def test_org_facts_need_their_parent_and_their_org(ledger):
     publish = incoming("org.board_published", {"org_id": "x", "published": True},
                        learner_id=None)
     results = record(ledger, child, publish)
-    assert [(r.error.code, r.error.field) for r in results] == [
-        ("org_not_registered", "payload.parent_id"), ("org_not_registered", "payload.org_id")]
+    assert [(r.status, r.error.field, r.error.waits_for) for r in results] == [
+        ("parked", "payload.parent_id", "org:p"), ("parked", "payload.org_id", "org:x")]
 
 
 def test_balance_is_computed_from_the_stored_facts(registered_ledger):

@@ -100,12 +100,16 @@ def test_good_facts_are_stored_once_and_bad_ones_dead_lettered(kafka_world):
     bad = [
         ("K00000", b'{"type": "training.attended", '),
         ("K00001", json.dumps(good[2] | {"colour": "red"}).encode()),
-        ("L404", json.dumps(envelope("training.attended", {
+        ("K00002", json.dumps(envelope("training.attended", {
             "program_id": "P", "kind": "thematic", "hours": 8, "leave_hours": 0},
-            learner_id="L404", source="lms")).encode()),
+            learner_id="K00002", source="lms", at="2099-01-01T09:00:00+08:00")).encode()),
         fact_message(conflicting),
     ]
-    messages = [fact_message(f) for f in good] + bad + [fact_message(good[3])]  # a resend
+    # A learner not registered (yet) is a missing prerequisite: parked, not dead-lettered.
+    waiting = ("L404", json.dumps(envelope("training.attended", {
+        "program_id": "P", "kind": "thematic", "hours": 8, "leave_hours": 0},
+        learner_id="L404", source="lms")).encode())
+    messages = [fact_message(f) for f in good] + bad + [fact_message(good[3]), waiting]
     placed = kafka_world.produce(messages)
 
     done = kafka_world.cli("consume", "--until-idle", "3")
@@ -115,13 +119,14 @@ def test_good_facts_are_stored_once_and_bad_ones_dead_lettered(kafka_world):
     keys = ledger.fact_index.find_fact_keys(
         [fact_event_id(f["source"], f["external_id"]) for f in good])
     assert len(keys) == len(good)
+    assert [p.waits_for for p in ledger.parked()] == ["learner:L404"]
     ledger.close()
 
     letters = kafka_world.read_all(kafka_world.settings.kafka_topic_dead_letters)
     assert len(letters) == len(bad)
     by_offset = {(int(dict(m.headers)["original.partition"]),
                   int(dict(m.headers)["original.offset"])): m for m in letters}
-    expected_codes = ["malformed_json", "invalid_fact", "learner_not_registered", "conflict"]
+    expected_codes = ["malformed_json", "invalid_fact", "occurred_in_future", "conflict"]
     for where, code, (_, value) in zip(placed[len(good):], expected_codes, bad, strict=False):
         letter = by_offset[where]
         headers = dict(letter.headers)

@@ -27,13 +27,22 @@ class FlakyLedger:
     def __init__(self, journal: Journal, failures: int) -> None:
         self.journal, self.failures = journal, failures
 
-    def record_facts(self, facts, *, now, channel):
+    def record_facts(self, facts, *, now, channel, origins=None):
         if self.failures:
             self.failures -= 1
             self.journal.steps.append("store failed")
             raise OperationalError("connection refused")
         self.journal.steps.append(f"stored {len(facts)}")
         return [RecordResult("stored", f.event_id, i + 1) for i, f in enumerate(facts)]
+
+    def unpublished_dead_letters(self, channel):
+        return []  # nothing parked has timed out here
+
+    def mark_dead_letters_published(self, ids):
+        assert not ids
+
+    def expire_parked(self, now):
+        return []
 
 
 class OneBatchSource:
