@@ -53,9 +53,12 @@ class PrerequisiteMissingError(FactRejectedError):
     it in words."""
 
     code = "prerequisite_missing"
+    KEPT = "; the fact is kept and recorded as soon as it arrives"
 
     def __init__(self, message: str, *, waits_for: str, missing: str,
                  field: str | None = None) -> None:
+        if not message.endswith(self.KEPT):
+            message += self.KEPT
         super().__init__(message, field=field)
         self.waits_for = waits_for
         self.missing = missing

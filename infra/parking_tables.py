@@ -15,6 +15,7 @@ from uuid import UUID
 
 from psycopg.sql import SQL, Identifier
 
+from domain.errors import PrerequisiteMissingError
 from domain.parking import DeadLetterRecord, ParkedFact, ParkingChanges
 
 _FACT_COLUMNS = ("event_id", "fact_text", "digest", "waits_for", "code", "field", "reason",
@@ -269,5 +270,7 @@ def _timed_out(fact: ParkedFact, now: datetime) -> ParkedFact:
     hours = waited.total_seconds() / 3600
     return ParkedFact(
         fact.event_id, fact.fact_text, fact.digest, fact.waits_for, "prerequisite_timeout",
-        fact.field, f"still waiting after {hours:.1f} h: {fact.reason}", fact.channel,
+        fact.field,
+        f"still waiting after {hours:.1f} h: "
+        f"{fact.reason.removesuffix(PrerequisiteMissingError.KEPT)}", fact.channel,
         fact.scope, fact.origin, fact.parked_at, fact.seq)
