@@ -97,6 +97,7 @@ def _respond(request: Request, status: int, info: ErrorInfo,
     html_errors = getattr(request.app.state, "html_errors", None)
     if html_errors is not None and not request.url.path.startswith(API_PREFIXES):
         page: Response = html_errors(request, status, info.message)
+        page.headers.update(headers or {})
         return page
     return error_response(status, info, headers)
 
@@ -121,9 +122,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+        codes = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed",
+                 413: "body_too_large"}
+        message = str(exc.detail)
+        if exc.status_code == 400:
+            # FastAPI's 400: the body is not JSON it can read (invalid UTF-8, nesting too
+            # deep, a number over 4,300 digits); plain syntax errors are a 422 already.
+            message = ("the request body could not be parsed: send UTF-8 JSON without "
+                       "excessive nesting or overlong numbers")
+        # The 405's Allow header (the methods the path has) is kept, as HTTP requires.
         return _respond(request, exc.status_code, ErrorInfo(
-            code=codes.get(exc.status_code, "http_error"), message=str(exc.detail)))
+            code=codes.get(exc.status_code, "http_error"), message=message),
+            dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -134,6 +144,13 @@ def install_error_handlers(app: FastAPI) -> None:
             message=f"the server failed ({type(exc).__name__}); it has been logged"))
 
 
+# What every operation that reads a body may answer besides its own (the app adds them to
+# the OpenAPI document), each with the error model.
+BODY_ERRORS: dict[str, str] = {
+    "400": "The body is not JSON that can be read (invalid UTF-8, nesting too deep, a number "
+           "over 4,300 digits)",
+    "413": "The body is over the server's size limit",
+}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No API key, or an unknown or revoked one"},
     403: {"model": ErrorBody, "description": "The key's role or org subtree does not allow it"},

@@ -66,7 +66,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "changed": ("档案已变更：证明书签发后记录有更正（如撤销），请重新开具",
                 "The record has changed since this certificate was issued (for example a "
                 "later void); ask for a new one"),
-    "unknown_code": ("无法识别的验证码", "This code does not belong to any learner"),
+    "unknown_code": ("无法识别的验证码", "This code is not recognized"),
     "compliance": ("达标情况", "Compliance"),
     "learners_in_scope": ("范围内人数", "Learners in scope"),
     "download_csv": ("下载 CSV", "Download CSV"),

@@ -38,7 +38,9 @@ class ReadViews(Protocol):
         """(the learner's org or None, the stored balance answer or None)."""
 
     def board(self, policy: str, period: str, *, org: str | None, limit: int,
-              cursor: str | None, anonymous: bool) -> BoardAnswer: ...
+              cursor: str | None, anonymous: bool) -> BoardAnswer:
+        """Cursors in and out are sealed (api.cursors): opaque, bound to this board, and
+        InvalidCursorError for any other."""
 
     def board_is_public(self, org: str) -> bool: ...
 
@@ -50,7 +52,8 @@ class ReadViews(Protocol):
     def org_statistics(self, org: str, policy: str, year: int) -> dict[str, Any]: ...
 
     def history(self, learner_id: str, *, as_of: datetime | None, limit: int,
-                cursor: str | None) -> TrailPage: ...
+                cursor: str | None) -> TrailPage:
+        """Cursors sealed as the board's, bound to this learner."""
 
 
 @dataclass

@@ -1,15 +1,18 @@
 """The read side the HTTP API is given (api.services.ReadViews), over the view tables.
 
 The server answers from several threads; each thread gets its own database connection
-(a connection must not run two statements at once).
+(a connection must not run two statements at once). Page cursors leave sealed
+(api.cursors): the views' own cursors name learners, and the API's readers may not see them.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 from datetime import datetime
 from typing import Any
 
+from api.cursors import CursorSeal
 from domain.application import StudyLedger
 from domain.archive import LearnerArchive
 from infra.settings import Settings
@@ -23,13 +26,32 @@ ANCESTORS_SQL = (
     "WHERE org_id = ? UNION ALL SELECT o.org_id, o.parent_id, up.depth + 1 FROM v_orgs o "
     "JOIN up ON o.org_id = up.parent_id WHERE up.depth < 64) SELECT org_id FROM up"
 )
+CURSOR_SECRET = "cursor_secret"
+
+
+def cursor_secret(settings: Settings, views: ViewStore) -> bytes:
+    """STUDYLEDGER_SECRET_KEY, or else the store's own, generated on first use.
+
+    Kept in the store (not per process) so that every worker and every restart accepts the
+    cursors the others handed out; v_meta survives replays and layout upgrades.
+    """
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    views.execute("INSERT INTO v_meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                  (CURSOR_SECRET, secrets.token_urlsafe(32)))
+    rows = views.query("SELECT value FROM v_meta WHERE key = ?", (CURSOR_SECRET,))
+    return str(rows[0][0]).encode()
 
 
 class ApiReadViews:
     def __init__(self, settings: Settings, ledger: StudyLedger) -> None:
         self.settings = settings
         self.ledger = ledger
-        ViewStore(settings).close()  # create or upgrade the tables once, up front
+        store = ViewStore(settings)  # create or upgrade the tables once, up front
+        try:
+            self._seal = CursorSeal(cursor_secret(settings, store))
+        finally:
+            store.close()
         self._local = threading.local()
         # An org's chain of ancestors never changes (no fact moves an org), so it is cached
         # for good once the org is in the views.
@@ -86,8 +108,15 @@ class ApiReadViews:
 
     def board(self, policy: str, period: str, *, org: str | None, limit: int,
               cursor: str | None, anonymous: bool) -> BoardAnswer:
-        return self._queries.board(policy, period, org=org, limit=limit, cursor=cursor,
-                                   anonymous=anonymous)
+        # Bound to the board: a cursor of another board or cycle is refused, not misread.
+        scope = ("board", policy, period, org or "")
+        answer = self._queries.board(
+            policy, period, org=org, limit=limit, anonymous=anonymous,
+            cursor=self._seal.open(scope, cursor) if cursor else None)
+        if answer.next_cursor is None:
+            return answer
+        return answer.model_copy(update={
+            "next_cursor": self._seal.seal(scope, answer.next_cursor)})
 
     def board_is_public(self, org: str) -> bool:
         return self._queries.board_is_public(org)
@@ -104,4 +133,9 @@ class ApiReadViews:
 
     def history(self, learner_id: str, *, as_of: datetime | None, limit: int,
                 cursor: str | None) -> TrailPage:
-        return history(self.ledger, learner_id, as_of=as_of, limit=limit, cursor=cursor)
+        scope = ("history", learner_id)
+        page = history(self.ledger, learner_id, as_of=as_of, limit=limit,
+                       cursor=self._seal.open(scope, cursor) if cursor else None)
+        if page.next_cursor is None:
+            return page
+        return page.model_copy(update={"next_cursor": self._seal.seal(scope, page.next_cursor)})

@@ -205,8 +205,10 @@ def history(ledger: StudyLedger, learner_id: str, *, as_of: datetime | None = No
     """A page of the learner's audit trail; the cursor is the last version shown."""
     after = 0
     if cursor:
-        if not cursor.isdigit():
-            raise InvalidCursorError(f"cursor {cursor!r} is not a history cursor")
+        # ASCII digits only (str.isdigit also takes "²"), and few enough for a version:
+        # int() refuses over 4,300 digits.
+        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
+            raise InvalidCursorError(f"cursor {cursor[:80]!r} is not a history cursor")
         after = int(cursor)
     events: list[Any] = list(ledger.events.get(LearnerArchive.id_for(learner_id)))
     if not events:

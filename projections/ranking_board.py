@@ -68,16 +68,24 @@ def encode_cursor(score_cents: int, learner_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# Scores are stored as 64-bit integers: a cursor outside that range names no entry, and the
+# database driver could not even bind it.
+MAX_SCORE_CENTS = 2**63 - 1
+
+
 def decode_cursor(cursor: str) -> tuple[int, str]:
     """Raises InvalidCursorError on a cursor this module did not make."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         score, learner_id = json.loads(base64.urlsafe_b64decode(padded))
-        if not isinstance(score, int) or not isinstance(learner_id, str):
+        # bool is an int to Python but not to the database
+        if type(score) is not int or not -MAX_SCORE_CENTS <= score <= MAX_SCORE_CENTS:
+            raise TypeError
+        if not isinstance(learner_id, str) or "\x00" in learner_id:
             raise TypeError
         return score, learner_id
-    except (ValueError, TypeError) as exc:
-        raise InvalidCursorError(f"cursor {cursor!r} is not a board cursor") from exc
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidCursorError(f"cursor {cursor[:80]!r} is not a board cursor") from exc
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime
 
 from domain.credits.balance import BalanceAnswer
 from projections.audit_trail import TrailPage
 
+from ..cursors import CursorParam
 from ..errors import ERROR_RESPONSES, ErrorBody
 from ..schemas import (
     BALANCE_EXAMPLE,
@@ -33,12 +34,15 @@ Period = Annotated[str, Query(description="a cycle (2021-2025) or a year (2023)"
                               examples=["2021-2025"])]
 AsOf = Annotated[AwareDatetime | None, Query(
     description="answer as the record stood at this time (ISO 8601 with offset)")]
+LearnerId = Annotated[str, Path(examples=["L000042"])]
+# Cursors are sealed: the example shows the shape, never a readable version.
+HISTORY = HISTORY_EXAMPLE | {"next_cursor": "nncKc91ZAtmUOWE3o9li46SO"}
 
 
 @router.get("/{learner_id}/balance", response_model=BalanceAnswer,
             responses=NOT_FOUND | example_response(BALANCE_EXAMPLE),
             summary="Credit balance for a cycle or a year")
-async def balance(services: ServicesDep, reader: Reader, learner_id: str, period: Period,
+async def balance(services: ServicesDep, reader: Reader, learner_id: LearnerId, period: Period,
                   policy: Policy = DEFAULT_POLICY, as_of: AsOf = None) -> Any:
     # The hot read: scope and answer in one query; the org tree's ancestry is cached.
     org_id, stored = services.views.learner_balance(learner_id, policy, period)
@@ -50,19 +54,18 @@ async def balance(services: ServicesDep, reader: Reader, learner_id: str, period
 
 
 @router.get("/{learner_id}/history", response_model=TrailPage,
-            responses=NOT_FOUND | example_response(HISTORY_EXAMPLE),
+            responses=NOT_FOUND | example_response(HISTORY),
             summary="The audit trail: each fact, its hash and credit effect")
-def history(services: ServicesDep, reader: Reader, learner_id: str, as_of: AsOf = None,
+def history(services: ServicesDep, reader: Reader, learner_id: LearnerId, as_of: AsOf = None,
             limit: Annotated[int, Query(ge=1, le=500)] = 100,
-            cursor: Annotated[str | None, Query(description="next_cursor of the previous "
-                                                "page")] = None) -> TrailPage:
+            cursor: CursorParam = None) -> TrailPage:
     check_learner_readable(services, reader, learner_id)
     return services.views.history(learner_id, as_of=as_of, limit=limit, cursor=cursor)
 
 
 @router.get("/{learner_id}/verify", response_model=VerifyAnswer, responses=NOT_FOUND,
             summary="Recompute the learner's hash chain from the stored rows")
-def verify(services: ServicesDep, reader: Reader, learner_id: str) -> VerifyAnswer:
+def verify(services: ServicesDep, reader: Reader, learner_id: LearnerId) -> VerifyAnswer:
     check_learner_readable(services, reader, learner_id)
     report = services.ledger.verify_learner(learner_id)
     broken = report.broken

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from ..errors import ERROR_RESPONSES, ErrorBody
 from ..schemas import ComplianceAnswer, OrgStatistics
@@ -16,11 +16,12 @@ router = APIRouter(prefix="/v1/orgs", tags=["orgs"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such org"}, **ERROR_RESPONSES}
+OrgId = Annotated[str, Path(examples=["500104"])]
 
 
 @router.get("/{org_id}/compliance", response_model=ComplianceAnswer, responses=NOT_FOUND,
             summary="Learners of the org subtree short of a requirement")
-def compliance(services: ServicesDep, reader: Reader, org_id: str, period: Period,
+def compliance(services: ServicesDep, reader: Reader, org_id: OrgId, period: Period,
                policy: Policy = DEFAULT_POLICY) -> dict[str, Any]:
     check_org_readable(services, reader, org_id)
     return services.views.compliance(org_id, policy, period)
@@ -28,7 +29,7 @@ def compliance(services: ServicesDep, reader: Reader, org_id: str, period: Perio
 
 @router.get("/{org_id}/statistics", response_model=OrgStatistics, responses=NOT_FOUND,
             summary="Learners, share with credit, mean and median score, required hours")
-def statistics(services: ServicesDep, reader: Reader, org_id: str,
+def statistics(services: ServicesDep, reader: Reader, org_id: OrgId,
                year: Annotated[int, Query(ge=1990, le=2100)],
                policy: Policy = DEFAULT_POLICY) -> dict[str, Any]:
     check_org_readable(services, reader, org_id)

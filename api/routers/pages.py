@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -202,14 +203,34 @@ def verify_page(request: Request, services: ServicesDep, code: str | None = None
     if not code:
         return render(request, "verify.html", code=None, outcome=None)
     learner_id, period, _ = parse_code(code)
+    pack = load_pack(CERTIFICATE_PACK)
+    # A malformed period is refused before the learner is looked up, so that the answer is
+    # the same whether or not the id is registered.
+    parse_period(pack, period)
     try:
-        cert = certificate(load_pack(CERTIFICATE_PACK), services.ledger.facts_of(learner_id),
-                           period)
+        cert = certificate(pack, services.ledger.facts_of(learner_id), period)
     except LearnerNotRegisteredError:
         return render(request, "verify.html", 404, code=code, outcome="unknown")
-    outcome = "valid" if cert.code == code.strip() else "changed"
+    if cert.code == code.strip():
+        outcome = "valid"  # whoever holds the whole code holds the certificate
+    elif services.views.board_is_public(cert.org_id):
+        outcome = "changed"
+    else:
+        # Anyone may ask, so a code that does not match must not confirm that the learner
+        # exists, nor show a name, where the org has not made its people public: the same
+        # answer as for an unregistered id.
+        return render(request, "verify.html", 404, code=code, outcome="unknown")
     return render(request, "verify.html", code=code, outcome=outcome, cert=cert,
                   masked_name=mask_name(cert.name))
+
+
+# OWASP's rule against CSV injection: a spreadsheet runs a cell that starts with one of these
+# as a formula, so such a cell gets a leading single quote and is shown as text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 COLUMNS = {"learner_id": "learner", "name": "name", "org_id": "unit",
@@ -259,10 +280,13 @@ def compliance_csv(services: ServicesDep, reader: PageReader, org_id: str, perio
                      "actual", "shortfall", "promotion_status"])
     for row in rows:
         for s in row["shortfalls"]:
-            writer.writerow([row["learner_id"], row["name"], row["org_id"], s["name"],
+            # ids and names come from the writers' facts; the rest is the server's own
+            writer.writerow([csv_text(row["learner_id"]), csv_text(row["name"]),
+                             csv_text(row["org_id"]), s["name"],
                              s.get("year") or "", s["required"], s["actual"], s["shortfall"],
                              (row["promotion"] or {}).get("status", "")])
-    filename = f"compliance-{org_id}-{report['period']}.csv"
+    # Only plain characters in the header: ids are the writers' text.
+    filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"compliance-{org_id}-{report['period']}.csv")
     # A byte-order mark, so that spreadsheet programs read the Chinese names as UTF-8.
     return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -97,24 +97,34 @@ def start_api(settings: Settings) -> Iterator[RunningApi]:
         store.close()
 
 
-@pytest.fixture(scope="module", params=["sqlite",
-                                        pytest.param("postgres", marks=pytest.mark.postgres)])
-def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[RunningApi]:
-    overrides = {"api_max_body_bytes": 256 * 1024, "api_wait_timeout_seconds": 20.0}
+STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def fresh_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                **overrides: object) -> Iterator[Settings]:
+    """Settings for an empty store of the fixture's param: a SQLite file, or a PostgreSQL
+    schema dropped afterwards."""
     if request.param == "sqlite":
         path: Path = tmp_path_factory.mktemp("api") / "ledger.db"
-        yield from start_api(Settings(database_url=f"sqlite:///{path}", **overrides))
+        yield Settings(database_url=f"sqlite:///{path}", **overrides)
         return
     url = request.getfixturevalue("postgres_url")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     try:
-        yield from start_api(Settings(database_url=url, database_schema=schema, **overrides))
+        yield Settings(database_url=url, database_schema=schema, **overrides)
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(scope="module", params=STORES)
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[RunningApi]:
+    for settings in fresh_store(request, tmp_path_factory, api_max_body_bytes=256 * 1024,
+                                api_wait_timeout_seconds=20.0):
+        yield from start_api(settings)
 
 
 def wait_projected(api: RunningApi) -> None:

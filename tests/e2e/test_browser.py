@@ -10,8 +10,19 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 BOARD = "/boards/dadukou-double-100/2021-2025?org=A"
+
+
+def click_and_wait(browser: webdriver.Chrome, element: WebElement) -> None:
+    """Click a link or button and wait for the next page: reading right after the click
+    could still find the old page's elements, which go stale under the reader."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
 
 
 @pytest.fixture
@@ -39,7 +50,7 @@ def test_a_browser_pages_the_board_and_opens_an_archive(api, district, browser, 
     browser.get(api.base_url + BOARD)
     first_page = browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")
     assert len(first_page) == 50
-    browser.find_element(By.ID, "next-page").click()
+    click_and_wait(browser, browser.find_element(By.ID, "next-page"))
     second_page = browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")
     assert len(second_page) == 12
     assert second_page[0].find_element(By.TAG_NAME, "td").text == "51"
@@ -48,10 +59,10 @@ def test_a_browser_pages_the_board_and_opens_an_archive(api, district, browser, 
 
     browser.get(api.base_url + "/login?next=/learners/L1/archive")
     browser.find_element(By.NAME, "key").send_keys(api.keys["auditor"])
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     assert "L1" in browser.find_element(By.TAG_NAME, "h1").text
     assert len(browser.find_elements(By.CSS_SELECTOR, "#trail tbody tr")) >= 4
-    browser.find_element(By.CLASS_NAME, "lang").click()  # the English toggle keeps the page
+    click_and_wait(browser, browser.find_element(By.CLASS_NAME, "lang"))  # keeps the page
     assert "Learning archive" in browser.find_element(By.TAG_NAME, "h1").text
 
     browser.set_window_size(390, 844)  # a phone: tables scroll inside, the page does not

@@ -3,6 +3,8 @@ verification, compliance with CSV."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -126,3 +128,54 @@ def test_compliance_page_sorts_and_downloads_csv(district):
     lines = csv.content.decode("utf-8-sig").splitlines()
     assert lines[0].startswith("learner_id,name,org_id,requirement")
     assert {line.split(",")[0] for line in lines[1:]} == set(ids)
+
+
+def test_certificate_check_confirms_no_learner_of_an_org_whose_board_is_not_public(district):
+    """L3's org (B) never published its board: a code that does not match answers exactly
+    as for an unregistered id (no masked name), while its real code still verifies."""
+    with signed_in(district, "auditor_B") as http:
+        html = http.get("/learners/L3/certificate", params={"period": "2024"}).text
+    code = re.search(r'id="code">([^<]+)<', html)[1]
+    with httpx.Client(base_url=district.base_url) as public:
+        guessed = public.get("/certificates/verify", params={"code": "L3.2024.AAAAAAAAAAAAAAAA"})
+        unknown = public.get("/certificates/verify", params={"code": "L404.2024.AAAAAAAAAAAAAAAA"})
+        real = public.get("/certificates/verify", params={"code": code})
+        bad_period = [public.get("/certificates/verify", params={"code": f"{who}.20x4.AAAA"})
+                      for who in ("L3", "L404")]
+        published = public.get("/certificates/verify",
+                               params={"code": "L2.2024.AAAAAAAAAAAAAAAA"})
+
+    def outcome(answer: httpx.Response) -> tuple[int, str]:
+        return answer.status_code, re.search(r'id="outcome">([^<]+)<', answer.text)[1]
+
+    assert outcome(guessed) == outcome(unknown) == (404, "无法识别的验证码")
+    assert "李*" not in guessed.text
+    assert real.status_code == 200 and "与当前档案一致" in real.text and "李*" in real.text
+    # A malformed period is refused alike for a registered and an unregistered id.
+    assert [a.status_code for a in bad_period] == [422, 422]
+    assert bad_period[0].text.replace("L3", "L404") == bad_period[1].text
+    # A's board is public: there a code that no longer matches still says the record changed.
+    assert published.status_code == 200 and "欧**华" in published.text
+
+
+# (a leading carriage return is escaped too, but names may no longer hold one)
+FORMULAS = ['=HYPERLINK("http://evil.example","x")', "+1+2", "-2+3", "@SUM(A1:A9)", "\t=1+1"]
+
+
+def test_compliance_csv_escapes_cells_a_spreadsheet_would_run_as_formulas(district):
+    with district.client("platform") as http:
+        for n, name in enumerate(FORMULAS):
+            fact = envelope("learner.registered", {
+                "name": name, "org_id": "A1", "rank": "township_section_and_below",
+                "category": "公务员"}, learner_id=f"LCSV{n}", at="2021-01-04T09:00:00+08:00",
+                source="cela")
+            answer = http.post("/v1/events", params={"wait": "true"}, json=fact)
+            assert answer.status_code == 201, answer.text
+    with signed_in(district, "auditor_R") as http:
+        answer = http.get("/orgs/R/compliance.csv", params={"period": "2023"})
+    table = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig"), newline="")))
+    names = {row[0]: row[1] for row in table[1:]}
+    assert {names[f"LCSV{n}"] for n in range(len(FORMULAS))} == {"'" + f for f in FORMULAS}
+    assert names["L1"] == "张三明"  # an ordinary name is left as it is
+    assert not [cell for row in table for cell in row if cell[:1] in ("=", "+", "-", "@", "\t",
+                                                                      "\r")]

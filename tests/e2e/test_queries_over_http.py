@@ -111,3 +111,39 @@ def test_every_route_documents_a_response_model_and_an_example(api):
         assert ref, f"{method} {path} has no response model"
         model = schemas[ref.rsplit("/", 1)[-1]]
         assert "example" in content or "examples" in model, f"{method} {path}: no example"
+
+
+# invalid UTF-8, nesting deeper than the parser goes, a number over 4,300 digits
+UNPARSEABLE = [b"\xff", b"[" * 100_000, b"1" * 5000]
+
+
+def test_unparseable_bodies_are_a_documented_400_with_the_error_model(api):
+    with api.client() as anonymous:
+        spec = anonymous.get("/openapi.json").json()
+        answers = [anonymous.post(path, content=body,
+                                  headers={"content-type": "application/json"})
+                   for path in ("/v1/events", "/v1/events/batch") for body in UNPARSEABLE]
+    for answer in answers:
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"]["code"] == "malformed_body"
+        assert set(answer.json()["error"]) == {"code", "message", "details"}
+    with_body = [(path, op) for path, item in spec["paths"].items()
+                 for op in item.values() if "requestBody" in op]
+    assert {path for path, _ in with_body} == {"/v1/events", "/v1/events/batch"}
+    for path, op in with_body:
+        for status in ("400", "413"):
+            documented = op["responses"][status]["content"]["application/json"]["schema"]
+            assert documented == {"$ref": "#/components/schemas/ErrorBody"}, (path, status)
+
+
+def test_a_405_names_the_allowed_methods(api):
+    with api.client() as http:
+        events = http.delete("/v1/events")
+        health = http.put("/health")
+        board = http.post(f"/v1/boards/{POLICY}/{CYCLE}")
+        page = http.post("/boards/dadukou-double-100/2021-2025")
+    for answer, allowed in ((events, "POST"), (health, "GET"), (board, "GET"), (page, "GET")):
+        assert answer.status_code == 405
+        assert answer.headers["allow"] == allowed
+    assert events.json()["error"]["code"] == "method_not_allowed"
+    assert page.headers["content-type"].startswith("text/html")
