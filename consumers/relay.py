@@ -33,13 +33,19 @@ class PositionStore(Protocol):
     def save(self, position: int) -> None: ...
 
 
+def recorded_record(position: int, event: Any) -> dict[str, Any]:
+    """One recorded fact with where it sits: the relay's message value, and a line of
+    `studyledger export` (which `ingest` takes back)."""
+    return {"event_id": str(event.event_id), "position": position,
+            "recorded_at": event.timestamp.isoformat(), "hash": event.hash,
+            "prev_hash": event.prev_hash, "fact": event.fact}
+
+
 def recorded_message(position: int, event: Any) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """(key, value, headers) of one recorded fact as downstream sees it."""
     fact = event.fact
     key = fact["learner_id"] or f"org:{fact['payload']['org_id']}"
-    value = {"event_id": str(event.event_id), "position": position,
-             "recorded_at": event.timestamp.isoformat(), "hash": event.hash,
-             "prev_hash": event.prev_hash, "fact": fact}
+    value = recorded_record(position, event)
     headers = [("event_id", str(event.event_id).encode()), ("type", fact["type"].encode())]
     return key.encode(), json.dumps(value, ensure_ascii=False).encode(), headers
 

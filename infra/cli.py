@@ -19,15 +19,20 @@ from domain.errors import StudyLedgerError
 from domain.policy.pack import DEFAULT_PACK, SHIPPED_PACKS
 from infra.cli_common import (
     EXIT_BROKEN,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REJECTED,
     EXIT_USAGE,
     CommandError,
+    exit_codes_help,
     open_ledger,
+    package_version,
 )
+from infra.cli_export import add_export_command
 from infra.cli_kafka import cmd_consume, cmd_relay, cmd_topics
 from infra.cli_parking import add_parking_commands
 from infra.cli_serve import cmd_keys, cmd_run, cmd_serve
+from infra.doctor import add_doctor_command
 from infra.settings import Settings, display_url
 
 
@@ -47,6 +52,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
           f"{report.duplicate} duplicate, {report.parked} parked, {report.rejected} rejected")
     for line, waits_for in report.still_waiting[:10]:
         print(f"  line {line}: parked, waiting for {waits_for}", file=sys.stderr)
+    _print_hash_comparison(report)
     if report.parked:
         print(f"{report.parked} facts wait for a prerequisite not recorded yet; they are "
               "recorded when it arrives (`studyledger parked` lists them)", file=sys.stderr)
@@ -57,6 +63,17 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if report.rejections_path is not None:
         print(f"rejected lines with reasons: {report.rejections_path}", file=sys.stderr)
     return EXIT_OK if report.ok else EXIT_REJECTED
+
+
+def _print_hash_comparison(report: Any) -> None:
+    """For exported lines: did each fact get here the hash it had where it came from?"""
+    compared = report.hash_same + len(report.hash_differs)
+    if not compared:
+        return
+    print(f"hash chain: {report.hash_same} of {compared} exported facts have their exported hash")
+    for line in report.hash_differs[:10]:
+        print(f"  line {line}: recorded with another hash than exported: its stream here "
+              "holds other facts before it", file=sys.stderr)
 
 
 def _print_balance(answer: BalanceAnswer) -> None:
@@ -300,7 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="studyledger",
         description="StudyLedger: an event-sourced learning record system. The store is "
         "chosen by STUDYLEDGER_DATABASE_URL (default sqlite:///./var/studyledger.db).",
+        epilog=exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version",
+                        version=f"studyledger {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="load the demo district into an empty store, then serve")
@@ -347,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_topics)
 
     add_parking_commands(sub)
+    add_export_command(sub)
+    add_doctor_command(sub)
     p = sub.add_parser("ingest", help="record the facts of a JSONL file, in batches")
     p.add_argument("file", help="one JSON fact envelope per line")
     p.add_argument("--rejects", help="where rejected lines go (default FILE.rejected.jsonl)")
@@ -468,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: every batch already committed stays recorded; "
               "re-run to continue (already stored facts answer 'duplicate')", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

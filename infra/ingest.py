@@ -4,6 +4,11 @@ Each line ends as stored, duplicate or rejected (a conflict is a rejection). Rej
 go to a side file with their line number, field and reason, so nothing vanishes. Each batch
 is one transaction: a crash loses at most the batch in flight, and re-running the same file
 stores only what is missing (the rest answers "duplicate").
+
+A line is a fact envelope, or a recorded fact as `studyledger export` writes it (and the relay
+publishes it): `{"event_id", "position", "recorded_at", "hash", "prev_hash", "fact"}`. Only
+the fact is recorded; the rest is checked (the event id must be the fact's own) or compared
+(the hash the fact gets here against the exported one).
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Annotated, Any
 from uuid import UUID
 
-from pydantic import ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from tqdm import tqdm
 
 from consumers.fault_points import FaultPoint, no_faults
@@ -54,6 +59,9 @@ class IngestReport:
     duplicate: int = 0
     rejected: int = 0
     parked: int = 0  # still waiting for a prerequisite at the end of the run
+    # Exported lines recorded (or found recorded) here: with the exported hash, or another.
+    hash_same: int = 0
+    hash_differs: list[int] = field(default_factory=list)  # line numbers
     still_waiting: list[tuple[int, str]] = field(default_factory=list)  # (line, waits for)
     rejections_path: Path | None = None
     first_rejections: list[Rejection] = field(default_factory=list)
@@ -69,18 +77,70 @@ def describe_validation_error(error: ValidationError) -> tuple[str, str]:
     return problems[0][0], "; ".join(f"{path}: {message}" for path, message in problems)
 
 
+ChainHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class RecordedLine(BaseModel):
+    """A line of `studyledger export` (the relay's message value): a fact and where it was
+    recorded. Unknown fields are refused, as in the envelope."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fact: dict[str, Any]
+    event_id: UUID | None = None
+    position: int | None = Field(default=None, ge=1)
+    recorded_at: AwareDatetime | None = None
+    hash: ChainHash | None = None
+    prev_hash: ChainHash | None = None
+
+
+@dataclass(frozen=True)
+class ParsedLine:
+    incoming: IncomingFact
+    exported_hash: str | None = None  # the hash it had where it was exported from
+
+
 def parse_line(number: int, raw: str) -> IncomingFact | Rejection:
+    parsed = read_line(number, raw)
+    return parsed if isinstance(parsed, Rejection) else parsed.incoming
+
+
+def read_line(number: int, raw: str) -> ParsedLine | Rejection:
+    """One line: a fact envelope, or a recorded fact as exported (recognised by its `fact`
+    field; an envelope has `type` instead)."""
     try:
         data = decode_fact_json(raw)
     except json.JSONDecodeError as exc:
         return Rejection(number, "malformed_json", None, f"malformed JSON: {exc}", raw)
     if not isinstance(data, dict):
         return Rejection(number, "malformed_json", None, "a line must hold one JSON object", raw)
+    if "fact" in data and "type" not in data:
+        return _read_recorded(number, raw, data)
     try:
-        return parse_fact(data)
+        return ParsedLine(parse_fact(data))
     except ValidationError as exc:
         field_path, reason = describe_validation_error(exc)
         return Rejection(number, "invalid_fact", field_path, reason, raw)
+
+
+def _read_recorded(number: int, raw: str, data: dict[str, Any]) -> ParsedLine | Rejection:
+    try:
+        line = RecordedLine.model_validate(data)
+    except ValidationError as exc:
+        problems = [(".".join(str(p) for p in d["loc"]), d["msg"]) for d in exc.errors()]
+        reason = "; ".join(f"{path}: {message}" for path, message in problems)
+        return Rejection(number, "invalid_fact", problems[0][0], reason, raw)
+    try:
+        incoming = parse_fact(line.fact)
+    except ValidationError as exc:
+        problems = [(f"fact.{path}", message) for path, message in fact_problems(exc)]
+        reason = "; ".join(f"{path}: {message}" for path, message in problems)
+        return Rejection(number, "invalid_fact", problems[0][0], reason, raw)
+    if line.event_id is not None and line.event_id != incoming.event_id:
+        return Rejection(number, "event_id_mismatch", "event_id",
+                         f"event_id {line.event_id} is not the fact's own "
+                         f"({incoming.event_id}, from its source and external_id)", raw)
+    return ParsedLine(incoming, line.hash)
 
 
 class _RejectionSink:
@@ -136,6 +196,29 @@ def _settle_parked(ledger: StudyLedger, parked: dict[UUID, tuple[int, str]],
                                "`studyledger dead-letters list` has the reason", raw))
 
 
+def _compare_hashes(ledger: StudyLedger, exported: dict[int, tuple[int, str]],
+                    report: IngestReport) -> None:
+    """Does each exported line's fact carry here the hash it had where it was exported?
+    It does when its stream here holds the same facts before it, in the same order."""
+    positions = sorted(exported)
+    while positions:
+        # One read per run of nearby positions: a batch's facts are stored together.
+        run = [positions.pop(0)]
+        while positions and positions[0] - run[-1] <= 100:
+            run.append(positions.pop(0))
+        page = ledger.recorder.select_notifications(start=run[0], limit=run[-1] - run[0] + 1,
+                                                    stop=run[-1])
+        for notification in page:
+            if notification.id not in exported:
+                continue
+            line, expected = exported[notification.id]
+            event: Any = ledger.mapper.to_domain_event(notification)
+            if event.hash == expected:
+                report.hash_same += 1
+            else:
+                report.hash_differs.append(line)
+
+
 def ingest_file(
     ledger: StudyLedger,
     path: Path,
@@ -151,18 +234,21 @@ def ingest_file(
     rejections_path = rejections_path or path.with_name(path.name + ".rejected.jsonl")
     sink = _RejectionSink(rejections_path)
     report = IngestReport(rejections_path=rejections_path)
-    batch: list[tuple[int, str, IncomingFact]] = []
+    batch: list[tuple[int, str, ParsedLine]] = []
 
     parked: dict[UUID, tuple[int, str]] = {}
 
     def flush() -> None:
         origins = [json.dumps({"file": str(path), "line": number}) for number, _, _ in batch]
-        results = ledger.record_facts([item[2] for item in batch], now=clock(), channel=channel,
-                                      origins=origins)
+        results = ledger.record_facts([item[2].incoming for item in batch], now=clock(),
+                                      channel=channel, origins=origins)
         fault_point(INGEST_AFTER_BATCH_COMMIT)
-        for (number, raw, _), result in zip(batch, results, strict=True):
+        exported: dict[int, tuple[int, str]] = {}  # position here -> (line, exported hash)
+        for (number, raw, line), result in zip(batch, results, strict=True):
             if result.status in ("stored", "duplicate"):
                 setattr(report, result.status, getattr(report, result.status) + 1)
+                if line.exported_hash is not None and result.position is not None:
+                    exported[result.position] = (number, line.exported_hash)
                 continue
             if result.status == "parked":
                 parked[result.event_id] = (number, raw)  # may be released by a later line
@@ -172,6 +258,7 @@ def ingest_file(
             assert error is not None
             sink.add(Rejection(number, error.code, error.field, error.message, raw))
         batch.clear()
+        _compare_hashes(ledger, exported, report)
 
     bar_options: dict[str, Any] = {"unit": "B", "unit_scale": True, "desc": path.name}
     disable = None if show_progress is None else not show_progress  # None: off unless a TTY
@@ -181,7 +268,7 @@ def ingest_file(
         try:
             for number, raw in _numbered_lines(handle, bar):
                 report.lines += 1
-                parsed = parse_line(number, raw)
+                parsed = read_line(number, raw)
                 if isinstance(parsed, Rejection):
                     report.rejected += 1
                     sink.add(parsed)

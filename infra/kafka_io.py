@@ -49,6 +49,17 @@ def create_topics(settings: Settings, partitions: int, replication: int) -> list
     return report
 
 
+def broker_topics(settings: Settings, timeout_ms: int = 5000) -> set[str]:
+    """The topics the broker holds; raises KafkaError when it cannot be reached in time."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers(settings),
+                             client_id=settings.kafka_client_id, request_timeout_ms=timeout_ms,
+                             bootstrap_timeout_ms=timeout_ms)
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
 class KafkaMessageSource:
     """A consumer-group member on the events topic; offsets are committed only by hand."""
 
