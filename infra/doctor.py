@@ -135,7 +135,7 @@ def _log_end(store: _Store) -> int:
 
 
 def _log_checks(store: _Store) -> Iterator[Check]:
-    yield Check("ok", "log", f"{_log_end(store)} facts recorded")
+    yield Check("ok", "log", f"at position {_log_end(store)}")
     parked = store.query(f"SELECT COUNT(*), MIN(parked_at) FROM {store.tables['parked facts']}")
     if parked[0][0]:
         since = str(parked[0][1])[:19].replace(" ", "T")  # SQLite keeps text, PostgreSQL a time

@@ -190,10 +190,9 @@ def _learner_streams(ledger: StudyLedger, learner_ids: Iterable[str]) -> set[UUI
 def _streams_in_log_order(ledger: StudyLedger, streams: set[UUID], start: int,
                           stop: int) -> list[tuple[int, Any]]:
     """Every event of a few streams, with its position, in log order (no scan of the log)."""
-    events = [ledger.mapper.to_domain_event(stored)
-              for stream_id in streams for stored in ledger.recorder.select_events(stream_id)]
-    keys = [FactKey(e.event_id, e.originator_id, e.originator_version, "")  # type: ignore[attr-defined]
-            for e in events]
+    events: list[Any] = [ledger.mapper.to_domain_event(stored) for stream_id in streams
+                         for stored in ledger.recorder.select_events(stream_id)]
+    keys = [FactKey(e.event_id, e.originator_id, e.originator_version, "") for e in events]
     positions = ledger.fact_index.positions_of(keys)
-    placed = [(positions[e.event_id], e) for e in events]  # type: ignore[attr-defined]
+    placed = [(positions[e.event_id], e) for e in events]
     return sorted((p for p in placed if start <= p[0] <= stop), key=lambda p: p[0])

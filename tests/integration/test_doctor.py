@@ -64,7 +64,7 @@ def test_a_healthy_store_passes_every_check(tmp_path):
     assert {name: status for name, (status, _) in found.items()} == {
         "store": "ok", "tables": "ok", "log": "ok", "views": "ok", "views lag": "ok",
         "kafka": "note", "secret key": "note"}
-    assert found["log"][1] == "2 facts recorded"
+    assert found["log"][1] == "at position 2"
     assert result.stdout.endswith("no check failed\n")
 
 
