@@ -27,6 +27,7 @@ from projections.certificate import CERTIFICATE_PACK, certificate, issued_today,
 from projections.ranking_board import mask_name, published_orgs
 
 from ..auth import READER_ROLES, Principal
+from ..csv_cells import BOM, csv_text
 from ..errors import forbidden, unauthorized
 from ..i18n import pick_lang, translator
 from ..security import check_board_public, check_learner_readable, check_org_readable
@@ -224,15 +225,6 @@ def verify_page(request: Request, services: ServicesDep, code: str | None = None
                   masked_name=mask_name(cert.name))
 
 
-# OWASP's rule against CSV injection: a spreadsheet runs a cell that starts with one of these
-# as a formula, so such a cell gets a leading single quote and is shown as text.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_text(value: str) -> str:
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
 COLUMNS = {"learner_id": "learner", "name": "name", "org_id": "unit",
            "total_shortfall": "shortfall", "promotion": "promotion"}
 
@@ -288,7 +280,7 @@ def compliance_csv(services: ServicesDep, reader: PageReader, org_id: str, perio
     # Only plain characters in the header: ids are the writers' text.
     filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"compliance-{org_id}-{report['period']}.csv")
     # A byte-order mark, so that spreadsheet programs read the Chinese names as UTF-8.
-    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8",
+    return Response(BOM + out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
