@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI, Request
 
 from .errors import BODY_ERRORS, ApiError, ErrorDetail, install_error_handlers
 from .limits import BodyLimitMiddleware
-from .routers import boards, events, health, learners, orgs, pages
+from .routers import boards, certificates, events, health, learners, orgs, pages
 from .services import Services
 
 DESCRIPTION = """\
@@ -41,7 +41,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.max_body_bytes)
-    for module in (events, learners, boards, orgs, health, pages):
+    for module in (events, learners, certificates, boards, orgs, health, pages):
         app.include_router(module.router)
     app.state.html_errors = pages.render_error
     _document_body_errors(app)

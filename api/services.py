@@ -6,7 +6,7 @@ The composition root (`infra.serve`) supplies the real ones; `api/` never import
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 
 from domain.application import StudyLedger
 from projections.audit_trail import TrailPage
+from projections.certificate import IssuedCertificate
 from projections.ranking_board import BoardAnswer
 
 from .auth import KeyLookup
@@ -56,6 +57,27 @@ class ReadViews(Protocol):
         """Cursors sealed as the board's, bound to this learner."""
 
 
+class CertificateRegister(Protocol):
+    """Issued certificates, kept for good (never a projection) and found by code."""
+
+    def record(self, issued: IssuedCertificate) -> None: ...
+
+    def find(self, code: str) -> IssuedCertificate | None: ...
+
+
+class MemoryCertificateRegister:
+    """A register that lasts as long as the process: for apps built without a store."""
+
+    def __init__(self) -> None:
+        self._issued: dict[str, IssuedCertificate] = {}
+
+    def record(self, issued: IssuedCertificate) -> None:
+        self._issued[issued.code] = issued
+
+    def find(self, code: str) -> IssuedCertificate | None:
+        return self._issued.get(code)
+
+
 @dataclass
 class Services:
     ledger: StudyLedger
@@ -67,6 +89,10 @@ class Services:
     max_body_bytes: int = 4 * 1024 * 1024
     # ?wait=true answers once the views reach the write, or after this many seconds.
     wait_timeout_seconds: float = 10.0
+    certificates: CertificateRegister = field(default_factory=MemoryCertificateRegister)
+    # Where the public reaches the verification page: printed on certificates (and in their
+    # QR code), so never taken from the request's own host.
+    public_base_url: str = "http://127.0.0.1:8000"
 
 
 async def get_services(request: Request) -> Services:

@@ -17,6 +17,7 @@ from api.app import create_app
 from api.services import Services
 from infra.api_views import ApiReadViews
 from infra.bootstrap import build_ledger, build_projector
+from infra.certificate_store import CertificateStore
 from infra.ingest import utc_now
 from infra.key_store import KeyStore
 from infra.settings import Settings
@@ -31,7 +32,8 @@ def build_services(settings: Settings) -> Services:
         clock=utc_now, store_name="sqlite" if settings.is_sqlite else "postgresql",
         max_batch_facts=settings.api_max_batch_facts,
         max_body_bytes=settings.api_max_body_bytes,
-        wait_timeout_seconds=settings.api_wait_timeout_seconds)
+        wait_timeout_seconds=settings.api_wait_timeout_seconds,
+        certificates=CertificateStore(settings), public_base_url=settings.public_base_url)
 
 
 def create_app_from_env() -> FastAPI:

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # restart; set it to choose or rotate it (a rotation only voids the cursors in flight).
     secret_key: str | None = Field(default=None, min_length=32, repr=False)
 
+    # The address the public reaches this server at (behind a proxy, the proxy's): printed
+    # on certificates and in their QR code as the place to verify them.
+    public_base_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^\s]+$")
+
     # Test-only fault injection: "POINT:N" makes the process SIGKILL itself the Nth time it
     # reaches POINT (see infra/fault_injection.py), so crash tests need no timing. Never set
     # it in production.

@@ -1,9 +1,10 @@
 """The study-hour certificate (学时证明书): the classes and courses that count for a period
-under the hours pack, their totals, and a verification code bound to that content.
+under the hours pack, their totals, and a digest of every counted line.
 
-The code is the learner, the period and a digest of every counted line, so a verifier can
-recompute it from the current record: a later void (or a late fact) changes the digest, and
-the verification page says the record has changed since the certificate was issued.
+A certificate's code is not derived from its content (anyone could then make one up): it is
+random and recorded when the certificate is issued, with the digest and the totals printed.
+Verification finds the record by its code and compares that digest with the record as it
+stands now: a later void (or a late fact) changes it, and the verifier sees what changed.
 """
 
 from __future__ import annotations
@@ -50,7 +51,33 @@ class Certificate(BaseModel):
     online_hours: Amount
     required_course_hours: Amount
     total_hours: Amount
+    digest: str  # of every counted line: changes when the record behind it changes
+
+    def totals(self) -> CertificateTotals:
+        return CertificateTotals(
+            centralized_hours=self.centralized_hours, online_hours=self.online_hours,
+            required_course_hours=self.required_course_hours, total_hours=self.total_hours)
+
+
+class CertificateTotals(BaseModel):
+    centralized_hours: Amount
+    online_hours: Amount
+    required_course_hours: Amount
+    total_hours: Amount
+
+
+class IssuedCertificate(BaseModel):
+    """What is recorded when a certificate is issued, found again by its code."""
+
     code: str
+    learner_id: str
+    period: str
+    policy: PolicyRef
+    digest: str
+    totals: CertificateTotals
+    issued_at: datetime
+    issued_by: str  # the issuing key's id
+    issuer_org_id: str  # the unit the issuing key belongs to
 
 
 def _item(fact: RecordedFact, hours: Decimal, zone: ZoneInfo) -> CertificateItem:
@@ -98,16 +125,15 @@ def certificate(pack: PolicyPack, facts: Sequence[RecordedFact], period: str) ->
         policy=PolicyRef(id=pack.id, version=pack.version), period=period, items=items,
         centralized_hours=centralized, online_hours=online, required_course_hours=required,
         total_hours=centralized + online,
-        code=f"{learner_id}.{period}.{certificate_digest(learner_id, pack, period, items)}")
+        digest=certificate_digest(learner_id, pack, period, items))
 
 
-def parse_code(code: str) -> tuple[str, str, str]:
-    """(learner_id, period, digest) of a certificate code; PolicyError when malformed."""
-    parts = code.strip().rsplit(".", 2)
-    if len(parts) != 3 or not all(parts):
-        raise PolicyError("a certificate code looks like L000042.2024.ABCDEFGH23456789",
-                          field="code")
-    return parts[0], parts[1], parts[2]
+def check_period_started(pack: PolicyPack, period: str, today: date) -> None:
+    """PolicyError for a period that has not begun: a certificate of hours not yet studied
+    would certify nothing and stay valid until the year came."""
+    if parse_period(pack, period).first > today.year:
+        raise PolicyError(f"period {period} has not started yet (today is {today})",
+                          field="period")
 
 
 def issued_today(now: datetime, pack: PolicyPack) -> date:

@@ -11,24 +11,26 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from domain.credits.balance import BalanceAnswer, parse_period
-from domain.errors import LearnerNotRegisteredError
 from domain.policy.pack import DEFAULT_PACK, load_pack
-from projections.certificate import CERTIFICATE_PACK, certificate, issued_today, parse_code
+from projections.certificate import CERTIFICATE_PACK, issued_today
 from projections.ranking_board import mask_name, published_orgs
 
+from .. import certificates
 from ..auth import READER_ROLES, Principal
 from ..csv_cells import BOM, csv_text
-from ..errors import forbidden, unauthorized
+from ..errors import ApiError, forbidden, unauthorized
 from ..i18n import pick_lang, translator
 from ..security import check_board_public, check_learner_readable, check_org_readable
 from ..services import Services, ServicesDep
@@ -77,6 +79,11 @@ async def page_reader(request: Request, services: ServicesDep) -> Principal:
 
 
 PageReader = Annotated[Principal, Depends(page_reader)]
+
+
+def issuing_day(at: datetime) -> date:
+    """The day a certificate was issued, in the certificate pack's time zone."""
+    return issued_today(at, load_pack(CERTIFICATE_PACK))
 
 
 def _org_names(services: Services) -> dict[str, str]:
@@ -188,41 +195,59 @@ def archive_page(request: Request, services: ServicesDep, reader: PageReader, le
 
 @router.get("/learners/{learner_id}/certificate", response_class=HTMLResponse)
 def certificate_page(request: Request, services: ServicesDep, reader: PageReader,
-                     learner_id: str, period: str) -> Response:
+                     learner_id: str, period: str, code: str | None = None) -> Response:
+    """Without a code, a preview with a button to issue; with one, the issued certificate."""
     check_learner_readable(services, reader, learner_id)
-    pack = load_pack(CERTIFICATE_PACK)
-    cert = certificate(pack, services.ledger.facts_of(learner_id), period)
-    verify_url = f"{request.base_url}certificates/verify?{urlencode({'code': cert.code})}"
-    return render(request, "certificate.html", cert=cert,
-                  org_name=_org_names(services).get(cert.org_id, cert.org_id),
-                  issued_on=issued_today(services.clock(), pack), verify_url=verify_url)
+    cert = certificates.current(services, learner_id, period)
+    issued = services.certificates.find(certificates.normalize_code(code)) if code else None
+    if code and (issued is None or issued.learner_id != learner_id
+                 or issued.period != cert.period):
+        raise ApiError(404, "certificate_not_found",
+                       f"no certificate {code} was issued to {learner_id} for {period}")
+    names = _org_names(services)
+    values: dict[str, Any] = {"cert": cert, "org_name": names.get(cert.org_id, cert.org_id)}
+    if issued is not None:
+        url = certificates.verify_url(services, issued.code)
+        values |= {"issued": issued, "code": certificates.display_code(issued.code),
+                   "issuer_name": names.get(issued.issuer_org_id, issued.issuer_org_id),
+                   "issued_on": issuing_day(issued.issued_at), "verify_url": url,
+                   "qr": certificates.qr_svg(url), "changed": issued.digest != cert.digest}
+    return render(request, "certificate.html", **values)
+
+
+@router.post("/learners/{learner_id}/certificate")
+async def issue_certificate(request: Request, services: ServicesDep, reader: PageReader,
+                            learner_id: str) -> Response:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    period = (form.get("period") or [""])[0]
+    lang = pick_lang((form.get("lang") or [""])[0])
+
+    def issue() -> str:
+        check_learner_readable(services, reader, learner_id)
+        return certificates.issue(services, reader, learner_id, period)[1].code
+
+    code = await run_in_threadpool(issue)
+    query = urlencode({"period": period, "code": certificates.display_code(code), "lang": lang})
+    return RedirectResponse(f"/learners/{learner_id}/certificate?{query}", status_code=303)
 
 
 @router.get("/certificates/verify", response_class=HTMLResponse)
 def verify_page(request: Request, services: ServicesDep, code: str | None = None) -> Response:
-    """Public: does this code match the learner's record as it stands now?"""
+    """Public: was a certificate issued with this code, and does the record still give what
+    it printed? An unknown code shows nothing of anyone."""
     if not code:
         return render(request, "verify.html", code=None, outcome=None)
-    learner_id, period, _ = parse_code(code)
-    pack = load_pack(CERTIFICATE_PACK)
-    # A malformed period is refused before the learner is looked up, so that the answer is
-    # the same whether or not the id is registered.
-    parse_period(pack, period)
-    try:
-        cert = certificate(pack, services.ledger.facts_of(learner_id), period)
-    except LearnerNotRegisteredError:
-        return render(request, "verify.html", 404, code=code, outcome="unknown")
-    if cert.code == code.strip():
-        outcome = "valid"  # whoever holds the whole code holds the certificate
-    elif services.views.board_is_public(cert.org_id):
-        outcome = "changed"
-    else:
-        # Anyone may ask, so a code that does not match must not confirm that the learner
-        # exists, nor show a name, where the org has not made its people public: the same
-        # answer as for an unregistered id.
-        return render(request, "verify.html", 404, code=code, outcome="unknown")
-    return render(request, "verify.html", code=code, outcome=outcome, cert=cert,
-                  masked_name=mask_name(cert.name))
+    found = certificates.verify(services, code)
+    if found.issued is None:
+        return render(request, "verify.html", 404, code=code[:certificates.MAX_CODE_CHARS],
+                      outcome="unknown")
+    names = _org_names(services)
+    return render(request, "verify.html", code=certificates.display_code(found.issued.code),
+                  outcome=found.status, issued=found.issued, now=found.now,
+                  masked_name=mask_name(found.name or ""),
+                  issuer_name=names.get(found.issued.issuer_org_id,
+                                        found.issued.issuer_org_id),
+                  issued_on=issuing_day(found.issued.issued_at))
 
 
 COLUMNS = {"learner_id": "learner", "name": "name", "org_id": "unit",

@@ -1,14 +1,15 @@
-"""The study-hour certificate: what counts, the totals, and a code bound to the content."""
+"""The study-hour certificate: what counts, the totals, and a digest bound to the content."""
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
 
 from domain.errors import PolicyError
 from domain.policy.pack import load_pack
-from projections.certificate import certificate, parse_code
+from projections.certificate import certificate, check_period_started
 from tests.factories import SESSION, recorded, registered, session, training, void
 
 HOURS = load_pack("cadre-regs-2023")
@@ -34,17 +35,20 @@ def test_counts_classes_and_completed_courses_of_the_period_only():
     assert certificate(HOURS, facts_2024(), "2021-2025").total_hours == Decimal(54)
 
 
-def test_the_code_is_stable_and_a_void_changes_it():
+def test_the_digest_is_stable_and_a_void_changes_it():
     facts = facts_2024()
-    code = certificate(HOURS, facts, "2024").code
-    assert certificate(HOURS, list(facts), "2024").code == code
-    assert parse_code(code)[:2] == ("L1", "2024")
+    digest = certificate(HOURS, facts, "2024").digest
+    assert certificate(HOURS, list(facts), "2024").digest == digest
     voided = certificate(HOURS, [*facts, void(facts[1])], "2024")
-    assert voided.code != code and voided.total_hours == Decimal(6)
+    assert voided.digest != digest and voided.total_hours == Decimal(6)
 
 
-def test_credit_packs_and_malformed_codes_are_refused():
+def test_credit_packs_and_periods_not_started_are_refused():
     with pytest.raises(PolicyError, match="hours"):
         certificate(load_pack("dadukou-double-100"), facts_2024(), "2024")
-    with pytest.raises(PolicyError, match="looks like"):
-        parse_code("L1-2024")
+    with pytest.raises(PolicyError, match="not started"):
+        check_period_started(HOURS, "2030", date(2026, 11, 22))
+    with pytest.raises(PolicyError, match="not started"):
+        check_period_started(HOURS, "2031-2035", date(2026, 11, 22))
+    check_period_started(HOURS, "2026", date(2026, 1, 1))
+    check_period_started(HOURS, "2026-2030", date(2026, 1, 1))
