@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI, Request
 
 from .errors import BODY_ERRORS, ApiError, ErrorDetail, install_error_handlers
 from .limits import BodyLimitMiddleware
-from .routers import boards, certificates, events, health, learners, orgs, pages
+from .routers import boards, certificates, docs, events, health, learners, orgs, pages
 from .services import Services
 
 DESCRIPTION = """\
@@ -36,12 +36,15 @@ async def refuse_nul_characters(request: Request) -> None:
 
 
 def create_app(services: Services) -> FastAPI:
+    # /docs is served by routers.docs with local files (FastAPI's loads them from a CDN);
+    # /redoc is off, as its script exists only on a CDN.
     app = FastAPI(title="StudyLedger", version="1", description=DESCRIPTION,
-                  dependencies=[Depends(refuse_nul_characters)])
+                  dependencies=[Depends(refuse_nul_characters)], docs_url=None,
+                  redoc_url=None)
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.max_body_bytes)
-    for module in (events, learners, certificates, boards, orgs, health, pages):
+    for module in (events, learners, certificates, boards, orgs, health, pages, docs):
         app.include_router(module.router)
     app.state.html_errors = pages.render_error
     _document_body_errors(app)

@@ -30,6 +30,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "required_amount": ("要求", "Required"),
     "actual": ("实际", "Actual"),
     "shortfall": ("差额", "Shortfall"),
+    "shortfalls": ("未达标项", "Short of"),
+    "total_shortfall": ("差额合计", "Total shortfall"),
     "met": ("已达标", "Met"),
     "short": ("未达标", "Short"),
     "annual_checks": ("年度审核", "Annual checks"),

@@ -24,7 +24,17 @@ class CertificateRequest(BaseModel):
     period: str  # a year (2024) or a cycle (2021-2025) that has started
 
 
+TOTALS = {"centralized_hours": "40.00", "online_hours": "9.00",
+          "required_course_hours": "6.00", "total_hours": "49.00"}
+
+
 class CertificateIssued(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "code": "K7QX-2M4D-9HRT-Z3WB",
+        "verify_url": "https://xuexi.example.gov.cn/certificates/verify?code=K7QX-2M4D-9HRT-Z3WB",
+        "learner_id": "L000042", "name": "张三明", "period": "2024",
+        "policy": {"id": "cadre-regs-2023", "version": "1"}, "totals": TOTALS,
+        "issued_at": "2026-11-22T02:00:00Z", "issued_by": "k3f9a2", "issuer_org_id": "500104"}]})
     code: str
     verify_url: str
     learner_id: str
@@ -38,6 +48,12 @@ class CertificateIssued(BaseModel):
 
 
 class CertificateCheck(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "status": "changed", "code": "K7QX-2M4D-9HRT-Z3WB", "period": "2024",
+        "policy": {"id": "cadre-regs-2023", "version": "1"},
+        "issued_at": "2026-11-22T02:00:00Z", "issuer_org_id": "500104",
+        "totals_issued": TOTALS, "totals_now": TOTALS | {"centralized_hours": "0.00",
+                                                         "total_hours": "9.00"}}]})
     status: Literal["valid", "changed", "unknown"]
     code: str
     # The rest only for a code that was issued (never a name or id for an unknown one).

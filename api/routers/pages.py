@@ -73,6 +73,7 @@ async def page_reader(request: Request, services: ServicesDep) -> Principal:
     principal = services.keys.principal_for(secret)
     if principal is None:
         raise unauthorized("the API key is unknown or has been revoked; sign in again")
+    request.state.principal = principal  # for the access log and the read audit
     if principal.role not in READER_ROLES:
         raise forbidden(f"a {principal.role} key may not read learner records")
     return principal
@@ -250,8 +251,12 @@ def verify_page(request: Request, services: ServicesDep, code: str | None = None
                   issued_on=issuing_day(found.issued.issued_at))
 
 
-COLUMNS = {"learner_id": "learner", "name": "name", "org_id": "unit",
-           "total_shortfall": "shortfall", "promotion": "promotion"}
+# Header cells of the compliance table, in order, one per data cell: key (None: not
+# sortable) and the label's string name.
+HEADERS: list[tuple[str | None, str]] = [
+    ("learner_id", "learner"), ("name", "name"), ("org_id", "unit"), (None, "shortfalls"),
+    ("total_shortfall", "total_shortfall"), ("promotion", "promotion")]
+COLUMNS = {key for key, _ in HEADERS if key}
 
 
 def _compliance_rows(services: Services, reader: Principal, org_id: str, policy: str,
@@ -284,7 +289,7 @@ def compliance_page(request: Request, services: ServicesDep, reader: PageReader,
     names = _org_names(services)
     return render(request, "compliance.html", report=report, rows=rows, sort=sort,
                   descending=desc, org_name=names.get(org_id, org_id), org_names=names,
-                  columns=[(k, t[v]) for k, v in COLUMNS.items()])
+                  columns=[(k, t[v]) for k, v in HEADERS])
 
 
 @router.get("/orgs/{org_id}/compliance.csv")

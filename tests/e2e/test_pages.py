@@ -79,7 +79,7 @@ def test_archive_needs_a_reader_key_and_shows_balance_checks_chart_and_trail(dis
         "2021", "2022", "2023", "2024", "2025"]
     assert html.count("<rect") == 5
     trail = rows(html, "trail")
-    assert len(trail) >= 4 and re.search(r'class="hash">[0-9a-f]{64}<', html)
+    assert len(trail) >= 4 and re.search(r'class="hash" title="[0-9a-f]{64}">[0-9a-f]{64}<', html)
 
 
 def issue_on_page(http: httpx.Client, learner: str, period: str) -> tuple[str, str]:
@@ -244,3 +244,32 @@ def test_compliance_csv_escapes_cells_a_spreadsheet_would_run_as_formulas(distri
     assert names["L1"] == "张三明"  # an ordinary name is left as it is
     assert not [cell for row in table for cell in row if cell[:1] in ("=", "+", "-", "@", "\t",
                                                                       "\r")]
+
+
+def cells(html: str, table_id: str) -> tuple[int, set[int]]:
+    """(header cells, the set of data-cell counts per row) of a table."""
+    body = html.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
+    head, _, rest = body.partition("</thead>")
+    data = {len(re.findall(r"<td[\s>]", row)) for row in re.findall(r"<tr[^>]*>(.*?)</tr>",
+                                                                     rest, re.S)}
+    return len(re.findall(r"<th[\s>]", head)), data
+
+
+def test_the_compliance_table_has_a_header_over_every_column(district):
+    with signed_in(district, "auditor_R") as http:
+        html = http.get("/orgs/R/compliance", params={"period": "2023"}).text
+    assert cells(html, "short") == (6, {6})
+    header = html.split('id="short"', 1)[1].split("</thead>", 1)[0]
+    assert "未达标项" in header and "差额合计" in header and "晋升" in header
+
+
+def test_api_docs_load_their_scripts_from_this_server(district):
+    with httpx.Client(base_url=district.base_url) as http:
+        page = http.get("/docs")
+        assets = re.findall(r'(?:src|href)="(/docs/assets/[^"]+)"', page.text)
+        loaded = [http.get(url) for url in assets]
+        outside = http.get("/docs/assets/..%2F..%2F__init__.py")
+    assert page.status_code == 200 and "cdn" not in page.text and "//" not in "".join(assets)
+    assert len(assets) >= 2 and all(a.status_code == 200 for a in loaded)
+    assert any(b"SwaggerUIBundle" in a.content for a in loaded)
+    assert outside.status_code == 404
