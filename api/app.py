@@ -8,8 +8,20 @@ from fastapi import Depends, FastAPI, Request
 
 from .errors import BODY_ERRORS, ApiError, ErrorDetail, install_error_handlers
 from .limits import BodyLimitMiddleware
-from .routers import boards, certificates, docs, events, health, learners, orgs, pages
+from .routers import (
+    audit,
+    boards,
+    certificates,
+    docs,
+    events,
+    health,
+    learners,
+    metrics,
+    orgs,
+    pages,
+)
 from .services import Services
+from .telemetry import RequestTelemetryMiddleware
 
 DESCRIPTION = """\
 StudyLedger: an event-sourced learning record system for cadre education and training.
@@ -44,7 +56,11 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.max_body_bytes)
-    for module in (events, learners, certificates, boards, orgs, health, pages, docs):
+    # Outermost of ours: it times the body limit's refusals too.
+    app.add_middleware(RequestTelemetryMiddleware, telemetry=services.telemetry,
+                       audit=services.read_audit)
+    for module in (events, learners, certificates, boards, orgs, health, pages, metrics,
+                   audit, docs):
         app.include_router(module.router)
     app.state.html_errors = pages.render_error
     _document_body_errors(app)

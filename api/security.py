@@ -24,6 +24,7 @@ async def current_principal(request: Request, services: ServicesDep) -> Principa
     principal = services.keys.principal_for(secret.strip())
     if principal is None:
         raise unauthorized("the API key is unknown or has been revoked")
+    request.state.principal = principal  # for the access log and the read audit
     return principal
 
 

@@ -18,6 +18,8 @@ from projections.certificate import IssuedCertificate
 from projections.ranking_board import BoardAnswer
 
 from .auth import KeyLookup
+from .read_audit import NoReadAudit, ReadAudit
+from .telemetry import NoTelemetry, Telemetry
 
 
 class ReadViews(Protocol):
@@ -89,6 +91,8 @@ class Services:
     max_body_bytes: int = 4 * 1024 * 1024
     # ?wait=true answers once the views reach the write, or after this many seconds.
     wait_timeout_seconds: float = 10.0
+    telemetry: Telemetry = field(default_factory=NoTelemetry)
+    read_audit: ReadAudit = field(default_factory=NoReadAudit)
     certificates: CertificateRegister = field(default_factory=MemoryCertificateRegister)
     # Where the public reaches the verification page: printed on certificates (and in their
     # QR code), so never taken from the request's own host.

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from domain.credits.balance import BalanceAnswer
 from domain.errors import StudyLedgerError
 from domain.policy.pack import DEFAULT_PACK, SHIPPED_PACKS
+from infra import cli_audit
 from infra.cli_common import (
     EXIT_BROKEN,
     EXIT_INTERRUPTED,
@@ -163,6 +164,7 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     import threading
 
     from infra.bootstrap import build_projector
+    from infra.metrics_wiring import serve_store_metrics
 
     projector = build_projector(settings, open_ledger(settings))
     if args.once:
@@ -172,6 +174,7 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())  # finish the batch in hand, then exit
+    serve_store_metrics(settings, views=True)
     print(f"projecting {display_url(settings.database_url)} (lag {projector.lag()}); "
           "Ctrl-C to stop", flush=True)
     projector.run_forever(stop, poll_seconds=args.poll,
@@ -459,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765, help="api: loopback port to serve on")
     p.add_argument("--partitions", type=int, default=6, help="kafka: partitions of the topic")
     p.set_defaults(func=cmd_bench)
+
+    cli_audit.add_parser(sub)
     return parser
 
 

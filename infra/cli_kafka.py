@@ -53,17 +53,21 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
         from infra.fault_injection import fault_point_from
         from infra.ingest import utc_now
         from infra.kafka_io import KafkaDeadLetterSink, KafkaMessageSource
+        from infra.metrics import CountingDeadLetters, KafkaIngestMeter
+        from infra.metrics_wiring import serve_store_metrics
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         log = logging.getLogger("studyledger.consume")
         ledger = open_ledger(settings)
         client_id = _kafka_client_id(settings, "consume")
         source = KafkaMessageSource(settings, client_id)
-        dead_letters = KafkaDeadLetterSink(settings, client_id)
+        dead_letters = CountingDeadLetters(KafkaDeadLetterSink(settings, client_id))
         loop = IngestLoop(ledger, source, dead_letters, clock=utc_now,
                           retries=settings.kafka_store_retries,
                           fault_point=fault_point_from(settings.fault_kill_at))
         stop = _stop_on_signals()
+        meter = KafkaIngestMeter(loop.stats, source.partition_lags)
+        serve_store_metrics(settings, views=False)
         log.info("consuming %s as %s in group %s", settings.kafka_topic_events, client_id,
                  settings.kafka_group_id)
         assigned: list[int] = []
@@ -79,6 +83,7 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
         try:
             while not stop.is_set():
                 count = loop.run_batch()
+                meter.update()
                 now = time.monotonic()
                 if source.assignment() != assigned:
                     assigned = source.assignment()
@@ -110,6 +115,7 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
         from consumers.relay import RelayLoop
         from infra.fault_injection import fault_point_from
         from infra.kafka_io import KafkaPublisher
+        from infra.metrics_wiring import serve_store_metrics
         from infra.relay_position import RelayPositionStore
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -120,6 +126,7 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
         loop = RelayLoop(ledger, publisher, positions, batch_size=args.batch_size,
                          fault_point=fault_point_from(settings.fault_kill_at))
         stop = _stop_on_signals()
+        serve_store_metrics(settings, views=False)
         log.info("relaying to %s from position %d (lag %d)", settings.kafka_topic_recorded,
                  positions.position(), loop.lag())
         published, started, last_report = 0, time.monotonic(), time.monotonic()

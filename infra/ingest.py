@@ -28,6 +28,7 @@ from consumers.fault_points import FaultPoint, no_faults
 from domain.application import StudyLedger
 from domain.facts import IncomingFact, decode_fact_json, fact_problems, parse_fact
 from infra.fault_injection import INGEST_AFTER_BATCH_COMMIT
+from infra.metrics import FACT_OUTCOMES, count_facts
 
 Clock = Callable[[], datetime]
 
@@ -243,6 +244,8 @@ def ingest_file(
         results = ledger.record_facts([item[2].incoming for item in batch], now=clock(),
                                       channel=channel, origins=origins)
         fault_point(INGEST_AFTER_BATCH_COMMIT)
+        count_facts(channel, [r.status if r.status in FACT_OUTCOMES else "rejected"
+                              for r in results])
         exported: dict[int, tuple[int, str]] = {}  # position here -> (line, exported hash)
         for (number, raw, line), result in zip(batch, results, strict=True):
             if result.status in ("stored", "duplicate"):
@@ -271,6 +274,7 @@ def ingest_file(
                 parsed = read_line(number, raw)
                 if isinstance(parsed, Rejection):
                     report.rejected += 1
+                    count_facts(channel, ["rejected"])
                     sink.add(parsed)
                     continue
                 batch.append((number, raw, parsed))

@@ -101,6 +101,17 @@ class KafkaMessageSource:
         except KafkaError:
             return None
 
+    def partition_lags(self) -> dict[tuple[str, int], int]:
+        """Messages behind the end, per assigned partition; empty when the broker does not
+        answer (the gauge keeps its last values)."""
+        partitions = list(self.consumer.assignment())
+        try:
+            ends = self.consumer.end_offsets(partitions) if partitions else {}
+            return {(tp.topic, tp.partition): max(0, ends[tp] - self.consumer.position(tp))
+                    for tp in partitions}
+        except KafkaError:
+            return {}
+
     def close(self) -> None:
         self.consumer.close(autocommit=False)
 

@@ -9,6 +9,7 @@ answered as a duplicate (same digest) or a conflict (other digest) with one look
 from __future__ import annotations
 
 import fcntl
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +21,7 @@ from psycopg.sql import SQL, Identifier
 
 from domain.application import FactKey
 from domain.parking import ParkingChanges
+from infra.metrics import WRITER_LOCK_WAIT
 from infra.parking_tables import PostgresParking, SQLiteParking
 
 # SQLite caps the host parameters of one statement; stay well under it.
@@ -49,7 +51,9 @@ class SQLiteFactKeyRecorder(SQLiteParking, SQLiteApplicationRecorder):
             yield
             return
         with open(self._lock_path, "a") as handle:
+            waited = time.perf_counter()
             fcntl.flock(handle, fcntl.LOCK_EX)
+            WRITER_LOCK_WAIT.observe(time.perf_counter() - waited)
             try:
                 yield
             finally:
@@ -211,7 +215,9 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
         advisory lock, held on a pooled connection of its own for the whole batch."""
         lock_name = f"studyledger-writer:{self.datastore.schema}.{self.events_table_name}"
         with self.datastore.get_connection() as conn:
+            waited = time.perf_counter()
             conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (lock_name,))
+            WRITER_LOCK_WAIT.observe(time.perf_counter() - waited)
             try:
                 yield
             finally:

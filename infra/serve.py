@@ -20,6 +20,7 @@ from infra.bootstrap import build_ledger, build_projector
 from infra.certificate_store import CertificateStore
 from infra.ingest import utc_now
 from infra.key_store import KeyStore
+from infra.metrics_wiring import api_observability, shared_worker_metrics
 from infra.settings import Settings
 
 log = logging.getLogger("studyledger.serve")
@@ -27,17 +28,20 @@ log = logging.getLogger("studyledger.serve")
 
 def build_services(settings: Settings) -> Services:
     ledger = build_ledger(settings)
-    return Services(
+    services = Services(
         ledger=ledger, views=ApiReadViews(settings, ledger), keys=KeyStore(settings),
         clock=utc_now, store_name="sqlite" if settings.is_sqlite else "postgresql",
         max_batch_facts=settings.api_max_batch_facts,
         max_body_bytes=settings.api_max_body_bytes,
         wait_timeout_seconds=settings.api_wait_timeout_seconds,
         certificates=CertificateStore(settings), public_base_url=settings.public_base_url)
+    return api_observability(services, settings)
 
 
 def create_app_from_env() -> FastAPI:
     """uvicorn's factory in each worker: everything from STUDYLEDGER_* variables."""
+    # The access log (studyledger.access) is ours, with key ids; uvicorn's own is off.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return create_app(build_services(Settings()))
 
 
@@ -77,9 +81,10 @@ def serve(settings: Settings, *, project: bool = True, log_level: str = "info") 
         signal.signal(signum, lambda received, _: stop_signals.append(received))
     projections = ProjectionThread(settings).start() if project else None
     try:
-        uvicorn.run("infra.serve:create_app_from_env", factory=True, host=settings.api_host,
-                    port=settings.api_port, workers=settings.api_workers, log_level=log_level,
-                    access_log=False)
+        with shared_worker_metrics(settings.api_workers):
+            uvicorn.run("infra.serve:create_app_from_env", factory=True,
+                        host=settings.api_host, port=settings.api_port,
+                        workers=settings.api_workers, log_level=log_level, access_log=False)
     finally:
         if projections is not None:
             projections.close()

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     kafka_store_retries: int = Field(default=5, ge=1, le=20)
     # How often `consume` and `relay` log their rate and lag.
     kafka_report_seconds: float = Field(default=10.0, gt=0)
+    # `consume`, `relay` and `project` serve their Prometheus metrics on this port (off when
+    # unset); `serve` has them at /metrics on the API's own port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     # HTTP API (`studyledger serve`, `make run`).
     api_host: str = "127.0.0.1"

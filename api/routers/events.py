@@ -67,6 +67,11 @@ async def _record(services: Services, principal: Principal,
         within_org=principal.org_id)
 
 
+def outcome_of(result: RecordResult) -> str:
+    """The metrics' name for a write's result: stored, duplicate, parked or rejected."""
+    return result.status if result.status in ("stored", "duplicate", "parked") else "rejected"
+
+
 def _refuse_non_writers(principal: Principal) -> None:
     if principal.role == "auditor":
         raise ApiError(403, "forbidden", "an auditor key reads; it may not post facts")
@@ -91,11 +96,14 @@ async def post_event(
     _refuse_non_writers(principal)
     parsed = _parse(fact)
     if isinstance(parsed, ErrorInfo):
+        services.telemetry.facts_recorded("http", ["rejected"])
         return error_response(422, parsed)
     refusal = may_post(principal, parsed)
     if refusal is not None:
+        services.telemetry.facts_recorded("http", ["rejected"])
         raise refusal
     (result,) = await _record(services, principal, [parsed])
+    services.telemetry.facts_recorded("http", [outcome_of(result)])
     if isinstance(result.error, PrerequisiteMissingError):
         body = EventRecorded(event_id=result.event_id, position=None, duplicate=False,
                              parked=True, waiting_for=result.error.waits_for,
@@ -160,6 +168,8 @@ async def post_batch(
         for (index, _), result in zip(to_record, results, strict=True):
             items[index] = _item(index, result)
     done = [item for item in items if item is not None]
+    services.telemetry.facts_recorded("http", [
+        i.status if i.status in ("stored", "duplicate", "parked") else "rejected" for i in done])
     positions = [item.position for item in done if item.position is not None]
     projected = await _wait_for_views(services, max(positions, default=None)) if wait else None
     return BatchRecorded(
