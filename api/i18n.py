@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 Lang = Literal["zh", "en"]
@@ -103,7 +104,71 @@ STRINGS: dict[str, tuple[str, str]] = {
     "performance": ("工作实绩", "Performance"),
     "org": ("单位", "Org"),
     "learner": ("学员", "Learner"),
+    "dadukou-double-100": ("大渡口区干部学习“双百”学分制", "Dadukou double-100 credits"),
+    "cadre-regs-2023": ("《干部教育培训工作条例》学时要求",
+                        "Cadre training regulations (2023) hours"),
 }
+
+
+# What each kind of fact is called on a page (the trail shows words, not type codes).
+EVENT_TYPES: dict[str, tuple[str, str]] = {
+    "learner.registered": ("建立档案", "Registered"),
+    "learner.transferred": ("调动单位", "Transferred"),
+    "training.attended": ("脱产培训", "Class attended"),
+    "study_session.recorded": ("网络学习", "Online study"),
+    "exam.graded": ("考试成绩", "Exam graded"),
+    "assignment.submitted": ("提交作业", "Assignment submitted"),
+    "assignment.reviewed": ("作业评审", "Assignment reviewed"),
+    "declaration.submitted": ("学分申报", "Credit declared"),
+    "declaration.reviewed": ("申报审核", "Declaration reviewed"),
+    "achievement.recorded": ("理论成果", "Achievement"),
+    "award.granted": ("表彰奖励", "Award"),
+    "penalty.recorded": ("处分记录", "Penalty"),
+    "credits.adjusted": ("学分调整", "Credits adjusted"),
+    "record.voided": ("撤销记录", "Record voided"),
+    "org.registered": ("单位登记", "Org registered"),
+    "org.board_published": ("公开排名", "Board published"),
+}
+
+# The error messages the pages can meet, in Chinese: (pattern over the English message,
+# the Chinese with the pattern's groups). English stays the API's language (and ?lang=en's).
+MESSAGES: list[tuple[str, str]] = [
+    (r"org (\S+) is not registered", "单位 {0} 未登记"),
+    (r"learner (\S+) is not registered", "学员 {0} 未登记"),
+    (r"this page shows personal records.*", "此页面包含个人档案：请使用审计或管理员 API 密钥登录"),
+    (r"the API key is unknown or has been revoked.*", "API 密钥无效或已被吊销，请重新登录"),
+    (r"an? (\w+) key may not read learner records.*", "{0} 类密钥无权查看学员档案"),
+    (r"(?:org|learner) (\S+) (?:belongs to org \S+, )?outside the subtree.*|"
+     r"org (\S+) is outside the subtree.*", "无权查看：{0}{1} 不在您的密钥所管辖的单位范围内"),
+    (r"the board of org (\S+) is not published.*",
+     "单位 {0} 的学分排名未公开（由该单位管理员开启）"),
+    (r"public boards are per org.*", "请选择一个单位（?org=单位编号）"),
+    (r"period (\S+) has not started yet.*", "周期 {0} 尚未开始，不能开具证明书"),
+    (r"period '([^']*)' is neither a year.*",
+     "周期“{0}”格式不对：应为年度（如 2023）或周期（如 2021-2025）"),
+    (r"period '([^']*)' is not a cycle of \S+; cycles run (\d+) years, e\.g\. (\S+)",
+     "“{0}”不是有效的考核周期：周期为 {1} 年，例如 {2}"),
+    (r"unknown policy '([^']*)'.*", "未知的政策：{0}"),
+    (r"no certificate (\S+) was issued to (\S+) for (\S+)",
+     "没有为 {1} 签发过 {2} 年度的证明书 {0}"),
+    (r"query\.(\w+): Field required", "缺少参数 {0}"),
+    (r"the cursor is not one this listing handed out.*", "翻页参数无效，请从第一页重新开始"),
+]
+
+
+def translate_message(message: str, lang: Lang) -> str:
+    """An error message for a page, in the page's language."""
+    if lang == "en":
+        return message
+    for pattern, chinese in MESSAGES:
+        if match := re.fullmatch(pattern, message, re.S):
+            return chinese.format(*(g or "" for g in match.groups()))
+    return f"请求无法完成（{message}）"
+
+
+def event_word(fact_type: str, lang: Lang) -> str:
+    pair = EVENT_TYPES.get(fact_type)
+    return fact_type if pair is None else pair[0 if lang == "zh" else 1]
 
 
 def translator(lang: Lang) -> dict[str, str]:

@@ -24,7 +24,7 @@ class CertificateRequest(BaseModel):
     period: str  # a year (2024) or a cycle (2021-2025) that has started
 
 
-TOTALS = {"centralized_hours": "40.00", "online_hours": "9.00",
+TOTALS: dict[str, Any] = {"centralized_hours": "40.00", "online_hours": "9.00",
           "required_course_hours": "6.00", "total_hours": "49.00"}
 
 

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -31,7 +32,7 @@ from .. import certificates
 from ..auth import READER_ROLES, Principal
 from ..csv_cells import BOM, csv_text
 from ..errors import ApiError, forbidden, unauthorized
-from ..i18n import pick_lang, translator
+from ..i18n import event_word, pick_lang, translate_message, translator
 from ..security import check_board_public, check_learner_readable, check_org_readable
 from ..services import Services, ServicesDep
 
@@ -39,6 +40,18 @@ router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
 # Every amount on a page with two places, as in the API's JSON ("6.00", never "6").
 templates.env.filters["amount"] = lambda value: f"{Decimal(str(value)):.2f}"
+# Times on pages are read by people in the packs' time zone, not in UTC (a session just
+# after midnight in Beijing is on the next day, or the next year).
+PAGE_ZONE = ZoneInfo(load_pack(DEFAULT_PACK).time_zone)
+
+
+def local_time(value: Any) -> str:
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(
+        str(value).replace("Z", "+00:00"))
+    return at.astimezone(PAGE_ZONE).strftime("%Y-%m-%d %H:%M")
+
+
+templates.env.filters["local_time"] = local_time
 KEY_COOKIE = "studyledger_key"
 LangParam = Annotated[str | None, Query()]
 
@@ -47,7 +60,7 @@ def _context(request: Request, **values: Any) -> dict[str, Any]:
     lang = pick_lang(request.query_params.get("lang"))
     other = "en" if lang == "zh" else "zh"
     params = dict(request.query_params) | {"lang": other}
-    return {"lang": lang, "t": translator(lang),
+    return {"lang": lang, "t": translator(lang), "event_word": lambda k: event_word(k, lang),
             "switch_url": f"{request.url.path}?{urlencode(params)}", **values}
 
 
@@ -60,7 +73,9 @@ def render(request: Request, template: str, http_status: int = 200,
 def render_error(request: Request, status: int, message: str) -> HTMLResponse:
     """The HTML face of the one error model, for page routes."""
     next_url = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return render(request, "error.html", status, status=status, message=message, next=next_url)
+    lang = pick_lang(request.query_params.get("lang"))
+    return render(request, "error.html", status, status=status,
+                  message=translate_message(message, lang), next=next_url)
 
 
 async def page_reader(request: Request, services: ServicesDep) -> Principal:
@@ -189,6 +204,7 @@ def archive_page(request: Request, services: ServicesDep, reader: PageReader, le
     name = first_page.entries[0].envelope["payload"]["name"]  # version 1: the registration
     org_id = services.views.learner_org(learner_id) or ""
     return render(request, "archive.html", learner_id=learner_id, name=name,
+                  policy_title=pack.title,
                   org_name=_org_names(services).get(org_id, org_id), balance=balance,
                   caps={k: c.cap for k, c in pack.categories.items() if c.cap is not None},
                   years=years, chart=_chart(years), trail=trail, percent=_percent)
@@ -288,25 +304,33 @@ def compliance_page(request: Request, services: ServicesDep, reader: PageReader,
     t = translator(pick_lang(request.query_params.get("lang")))
     names = _org_names(services)
     return render(request, "compliance.html", report=report, rows=rows, sort=sort,
+                  policy_title=load_pack(report["policy"]["id"]).title,
                   descending=desc, org_name=names.get(org_id, org_id), org_names=names,
                   columns=[(k, t[v]) for k, v in HEADERS])
 
 
+CSV_HEADERS = ("learner", "name", "unit", "requirements", "year", "required_amount", "actual",
+               "shortfall", "promotion")
+
+
 @router.get("/orgs/{org_id}/compliance.csv")
-def compliance_csv(services: ServicesDep, reader: PageReader, org_id: str, period: str,
-                   policy: str = DEFAULT_PACK) -> Response:
+def compliance_csv(request: Request, services: ServicesDep, reader: PageReader, org_id: str,
+                   period: str, policy: str = DEFAULT_PACK) -> Response:
+    """One line per shortfall, headed and worded in the page's language, with unit names."""
     report, rows = _compliance_rows(services, reader, org_id, policy, period)
+    t = translator(pick_lang(request.query_params.get("lang")))
+    names = _org_names(services)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["learner_id", "name", "org_id", "requirement", "year", "required",
-                     "actual", "shortfall", "promotion_status"])
+    writer.writerow([t[h] for h in CSV_HEADERS])
     for row in rows:
+        promotion = (row["promotion"] or {}).get("status", "")
         for s in row["shortfalls"]:
             # ids and names come from the writers' facts; the rest is the server's own
             writer.writerow([csv_text(row["learner_id"]), csv_text(row["name"]),
-                             csv_text(row["org_id"]), s["name"],
-                             s.get("year") or "", s["required"], s["actual"], s["shortfall"],
-                             (row["promotion"] or {}).get("status", "")])
+                             csv_text(names.get(row["org_id"], row["org_id"])),
+                             t.get(s["name"], s["name"]), s.get("year") or "", s["required"],
+                             s["actual"], s["shortfall"], t.get(promotion, promotion)])
     # Only plain characters in the header: ids are the writers' text.
     filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"compliance-{org_id}-{report['period']}.csv")
     # A byte-order mark, so that spreadsheet programs read the Chinese names as UTF-8.

@@ -57,7 +57,7 @@ def test_unpublished_board_is_refused_with_a_page_not_a_trace(district):
         answer = http.get(BOARD, params={"org": "B"})
     assert answer.status_code == 403
     assert answer.headers["content-type"].startswith("text/html")
-    assert "not published" in answer.text and "Traceback" not in answer.text
+    assert "单位 B 的学分排名未公开" in answer.text and "Traceback" not in answer.text
 
 
 def test_archive_needs_a_reader_key_and_shows_balance_checks_chart_and_trail(district):
@@ -210,7 +210,9 @@ def test_compliance_page_sorts_and_downloads_csv(district):
     assert re.findall(r'archive\?period=2023&lang=zh">([^<]+)<', by_id_desc.text) == ids[::-1]
     assert csv.headers["content-type"].startswith("text/csv")
     lines = csv.content.decode("utf-8-sig").splitlines()
-    assert lines[0].startswith("learner_id,name,org_id,requirement")
+    assert lines[0] == "学员,姓名,单位,达标要求,年度,要求,实际,差额,晋升"
+    assert "单位A" in csv.text and "基础学分" in csv.text and "需补足学分" in csv.text
+    assert "basic" not in csv.text and "make_up_required" not in csv.text
     assert {line.split(",")[0] for line in lines[1:]} == set(ids)
 
 
@@ -273,3 +275,20 @@ def test_api_docs_load_their_scripts_from_this_server(district):
     assert len(assets) >= 2 and all(a.status_code == 200 for a in loaded)
     assert any(b"SwaggerUIBundle" in a.content for a in loaded)
     assert outside.status_code == 404
+
+
+def test_pages_speak_chinese_with_local_times_words_and_titles(district):
+    with signed_in(district) as http:
+        archive = http.get("/learners/L1/archive").text
+        english = http.get("/learners/L1/archive", params={"lang": "en"}).text
+        missing = http.get("/orgs/A/compliance")
+        unknown_org = http.get(BOARD, params={"org": "999"})
+    trail = archive.split('id="trail"', 1)[1].split("</table>", 1)[0]
+    # registered 2021-01-04T09:00+08:00: shown in Beijing time, not as 01:00Z
+    assert "2021-01-04 09:00" in trail and "T01:00" not in trail and "Z<" not in trail
+    assert "建立档案" in trail and "脱产培训" in trail and ">learner.registered<" not in trail
+    assert "大渡口区干部学习“双百”学分制" in archive and ">dadukou-double-100" not in archive
+    assert "Registered" in english and "Dadukou double-100 credits" in english
+    assert missing.status_code == 422 and "缺少参数 period" in missing.text
+    assert unknown_org.status_code == 404 and "单位 999 未登记" in unknown_org.text
+    assert "is not registered" not in unknown_org.text
