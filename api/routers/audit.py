@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from ..errors import ERROR_RESPONSES, forbidden
 from ..security import Caller
@@ -29,6 +29,11 @@ class AuditLogEntry(BaseModel):
 
 
 class AuditLogAnswer(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"entries": [{
+        "at": "2026-11-23T03:14:15Z", "key_id": "1a2b3c4d", "role": "auditor",
+        "org_id": "500104", "learner_id": "L000042",
+        "route": "/v1/learners/{learner_id}/balance", "method": "GET", "status": 200}]}]})
+
     entries: list[AuditLogEntry]
 
 
