@@ -48,6 +48,10 @@ class KeyLookup(Protocol):
     def principal_for(self, secret: str) -> Principal | None:
         """The key's holder, or None when the key is unknown or revoked."""
 
+    def cached_principal(self, secret: str) -> tuple[bool, Principal | None]:
+        """(True, what principal_for would answer) when that is known without asking the
+        store; (False, None) otherwise."""
+
 
 def may_post(principal: Principal, incoming: IncomingFact) -> ApiError | None:
     """Why this key may not post this fact, or None when its role allows it."""

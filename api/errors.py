@@ -20,10 +20,15 @@ from domain.errors import (
     LearnerNotRegisteredError,
     OrgNotRegisteredError,
     OutOfScopeError,
+    StoreUnavailableError,
     StudyLedgerError,
 )
 
 log = logging.getLogger("studyledger.api")
+
+# What a 503 asks the caller to wait before trying again: a restarting database is usually
+# back within seconds, and the server reconnects by itself.
+STORE_RETRY_AFTER_SECONDS = 5
 
 
 class ErrorDetail(BaseModel):
@@ -76,6 +81,13 @@ def domain_error_info(error: StudyLedgerError) -> ErrorInfo:
                      details=[ErrorDetail(field=error.field, message=error.message)])
 
 
+def store_unavailable_info() -> ErrorInfo:
+    return ErrorInfo(code=StoreUnavailableError.code,
+                     message="the store is not answering (down or restarting): send the "
+                     "request again after Retry-After seconds (a fact that did get stored "
+                     "then answers duplicate)")
+
+
 def validation_details(error: RequestValidationError) -> list[ErrorDetail]:
     """A request's problems with their paths as dotted strings ("query.as_of")."""
     return [ErrorDetail(field=".".join(str(p) for p in problem["loc"]) or None,
@@ -108,6 +120,13 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return _respond(request, exc.status, ErrorInfo(code=exc.code, message=exc.message,
                                                        details=exc.details), headers)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def _store_unavailable(request: Request, exc: StoreUnavailableError) -> Response:
+        # Not a fault of the request, nor a bug: one line in the log, no traceback.
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return _respond(request, 503, store_unavailable_info(),
+                        {"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
 
     @app.exception_handler(StudyLedgerError)
     async def _domain_error(request: Request, exc: StudyLedgerError) -> Response:
@@ -155,4 +174,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No API key, or an unknown or revoked one"},
     403: {"model": ErrorBody, "description": "The key's role or org subtree does not allow it"},
     422: {"model": ErrorBody, "description": "Invalid input, with field paths"},
+    503: {"model": ErrorBody, "description": "The store is not answering (store_unavailable); "
+          "try again after the Retry-After header's seconds"},
 }

@@ -148,13 +148,15 @@ class Health(BaseModel):
     model_config = _example(status="ok", store="sqlite", recorded_position=46713,
                             projected_position=46713, projection_lag=0)
 
-    status: Literal["ok", "degraded"]
+    # down (HTTP 503): the store does not answer, and the positions are unknown (null).
+    status: Literal["ok", "degraded", "down"]
+    # The store answering ("sqlite", "postgresql"), or "down".
     store: str
-    recorded_position: int
-    projected_position: int
-    projection_lag: int
+    recorded_position: int | None
+    projected_position: int | None
+    projection_lag: int | None
     # Facts waiting in the store for a prerequisite (learner, org, submission, void target).
-    parked: int = 0
+    parked: int | None = 0
 
 
 def example_response(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
 from domain.errors import LearnerNotRegisteredError, OrgNotRegisteredError
 
@@ -21,7 +22,11 @@ async def current_principal(request: Request, services: ServicesDep) -> Principa
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise unauthorized("the Authorization header must be 'Bearer <api key>'")
-    principal = services.keys.principal_for(secret.strip())
+    known, principal = services.keys.cached_principal(secret.strip())
+    if not known:
+        # Asking the store may wait (up to the store timeout when it is down): in the thread
+        # pool, so that it holds up this request only, not every request on the event loop.
+        principal = await run_in_threadpool(services.keys.principal_for, secret.strip())
     if principal is None:
         raise unauthorized("the API key is unknown or has been revoked")
     request.state.principal = principal  # for the access log and the read audit

@@ -14,6 +14,9 @@ from typing import Any, Protocol
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from domain.errors import StoreUnavailableError
+
+from .errors import STORE_RETRY_AFTER_SECONDS, error_response, store_unavailable_info
 from .read_audit import ReadAudit, audit_entry
 
 access_log = logging.getLogger("studyledger.access")
@@ -68,12 +71,23 @@ class RequestTelemetryMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        withheld = False
 
         async def send_recorded(message: Message) -> None:
-            nonlocal status
+            nonlocal status, withheld
+            if withheld:
+                return  # the body of an answer whose read could not be recorded
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                await self._audit(scope, status)
+                try:
+                    await self._audit(scope, status)
+                except StoreUnavailableError:
+                    # Not recorded, not read: the answer is withheld and the caller told to
+                    # come back, as for any request while the store is down.
+                    withheld, status = True, 503
+                    await error_response(503, store_unavailable_info(), {
+                        "Retry-After": str(STORE_RETRY_AFTER_SECONDS)})(scope, receive, send)
+                    return
             await send(message)
 
         try:
@@ -82,6 +96,8 @@ class RequestTelemetryMiddleware:
             self._done(scope, status, time.perf_counter() - started)
 
     async def _audit(self, scope: Scope, status: int) -> None:
+        if status == 503:
+            return  # the store did not answer: nothing was read, and there is no audit to write
         entry = audit_entry(scope, route_template(scope), status)
         if entry is not None:
             await run_in_threadpool(self.audit.record, entry)

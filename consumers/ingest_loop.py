@@ -3,8 +3,9 @@
 Per batch, in this order (a crash between any two steps loses nothing; at worst a batch is
 read again, and idempotency turns its facts into duplicates):
 1. poll a batch; validate every message with the same envelope models as HTTP;
-2. write the valid facts through the batched application path, retrying transient store
-   errors with backoff (and giving up loudly, offsets uncommitted, when the store stays down);
+2. write the valid facts through the batched application path; while the store does not
+   answer, wait (backoff up to 5 s) with the batch in hand and carry on when it is back (or,
+   with a retry limit set, give up loudly with the offsets uncommitted);
    a fact whose prerequisite is not recorded yet (its org or learner on another partition,
    a review before its submission) is parked in the store in that same transaction;
 3. send every invalid or rejected message to the dead-letter topic, and with them every
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
@@ -38,6 +39,7 @@ from domain.facts import IncomingFact, decode_fact_json, fact_problems, parse_fa
 from domain.parking import DeadLetterRecord
 
 log = logging.getLogger("studyledger.consume")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ class DeadLetterSink(Protocol):
 
 
 class StoreUnavailableError(RuntimeError):
-    """The store kept failing after every retry; offsets were left uncommitted."""
+    """The store kept failing after every retry allowed, or the loop was told to stop while
+    waiting for it; offsets were left uncommitted."""
 
 
 @dataclass
@@ -105,9 +108,13 @@ def validate_message(message: InboundMessage) -> IncomingFact | DeadLetter:
 
 
 class IngestLoop:
+    # retries=0: wait for the store as long as it takes. A consumer that exits instead only
+    # moves the wait to whatever restarts it, and rebalances the group on each exit.
     def __init__(self, ledger: StudyLedger, source: MessageSource, dead_letters: DeadLetterSink,
-                 *, clock: Callable[[], datetime], retries: int = 5,
-                 backoff_seconds: float = 0.5, sleep: Callable[[float], None] = time.sleep,
+                 *, clock: Callable[[], datetime], retries: int = 0,
+                 backoff_seconds: float = 0.5, max_backoff_seconds: float = 5.0,
+                 sleep: Callable[[float], object] = time.sleep,
+                 stopping: Callable[[], bool] = lambda: False,
                  channel: str = "kafka", fault_point: FaultPoint = no_faults) -> None:
         self.ledger = ledger
         self.source = source
@@ -115,7 +122,9 @@ class IngestLoop:
         self.clock = clock
         self.retries = retries
         self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
         self.sleep = sleep
+        self.stopping = stopping
         self.channel = channel
         self.fault_point = fault_point
         self.stats = IngestStats()
@@ -151,11 +160,11 @@ class IngestLoop:
         self.fault_point(CONSUME_AFTER_STORE_COMMIT)
         for letter in letters:
             self.dead_letters.send(letter)
-        given_up = self._parked_given_up()
+        given_up = self._store(self._parked_given_up)
         for _, letter in given_up:
             self.dead_letters.send(letter)
         self.dead_letters.flush()
-        self.ledger.mark_dead_letters_published([i for i, _ in given_up])
+        self._store(lambda: self.ledger.mark_dead_letters_published([i for i, _ in given_up]))
         letters += [letter for _, letter in given_up]
         self.fault_point(CONSUME_AFTER_DEAD_LETTERS_FLUSHED)
         self.source.commit(_next_offsets(messages))
@@ -175,32 +184,45 @@ class IngestLoop:
         if time.monotonic() - self._last_tended < 1:
             return
         self._last_tended = time.monotonic()
-        self.ledger.expire_parked(self.clock())
-        given_up = self._parked_given_up()
+        try:
+            self.ledger.expire_parked(self.clock())
+            given_up = self._parked_given_up()
+        except PersistenceError as exc:
+            log.warning("store error while idle (tried again in a second): %s", exc)
+            return
         for _, letter in given_up:
             self.dead_letters.send(letter)
         if given_up:
             self.dead_letters.flush()
-            self.ledger.mark_dead_letters_published([i for i, _ in given_up])
+            self._store(lambda: self.ledger.mark_dead_letters_published(
+                [i for i, _ in given_up]))
             self.stats.dead_lettered += len(given_up)
 
     def _record(self, facts: Sequence[IncomingFact], origins: Sequence[str]
                 ) -> list[RecordResult]:
+        return self._store(lambda: self.ledger.record_facts(
+            facts, now=self.clock(), channel=self.channel, origins=origins))
+
+    def _store(self, action: Callable[[], T]) -> T:
+        """`action()`, tried again with backoff while the store fails, the batch in hand
+        (its offsets uncommitted) all the while."""
         delay = self.backoff_seconds
-        for attempt in range(1, self.retries + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                return self.ledger.record_facts(facts, now=self.clock(), channel=self.channel,
-                                                origins=origins)
+                return action()
             except PersistenceError as exc:
-                if attempt == self.retries:
+                if attempt == self.retries or self.stopping():
+                    why = "stopping" if self.stopping() else "giving up"
                     raise StoreUnavailableError(
-                        f"the store failed {attempt} times, last: {exc}; offsets not "
-                        "committed, so the batch will be read again on restart") from exc
-                log.warning("store error (attempt %d of %d), retrying in %.1f s: %s",
-                            attempt, self.retries, delay, exc)
+                        f"the store failed {attempt} times, last: {exc}; {why} with the "
+                        "offsets not committed, so the batch will be read again") from exc
+                limit = f" of {self.retries}" if self.retries else ""
+                log.warning("store error (attempt %d%s), retrying in %.1f s: %s",
+                            attempt, limit, delay, exc)
                 self.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+                delay = min(delay * 2, self.max_backoff_seconds)
 
 
 def _origin(message: InboundMessage) -> str:

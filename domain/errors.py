@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from eventsourcing.persistence import PersistenceError
+
 
 class StudyLedgerError(Exception):
     """Base of every error the domain raises on purpose."""
@@ -146,3 +148,15 @@ class InvalidCursorError(StudyLedgerError):
 
     code = "invalid_cursor"
     field = "cursor"
+
+
+class StoreUnavailableError(PersistenceError):
+    """The store did not answer in time: down, restarting, unreachable or locked. Not a
+    verdict on the request: it may be sent again later (a write that did get stored then
+    answers duplicate).
+
+    A PersistenceError, so code that handles the library's failures handles this one; but
+    not its OperationalError, which the library's recorders retry ten times per call: with a
+    store that is down, that held each request for tens of seconds."""
+
+    code = "store_unavailable"

@@ -9,7 +9,8 @@ from domain.application import StudyLedger
 from infra.fault_injection import fault_point_from
 from infra.projector import Projector
 from infra.settings import Settings, ensure_parent_dir, sqlite_path
-from infra.sql_connection import ensure_schema
+from infra.sql_connection import connection_options, ensure_schema
+from infra.store_errors import guard_event_store
 from infra.view_store import ViewStore
 
 
@@ -29,7 +30,8 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
         return env | {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
-            "SQLITE_LOCK_TIMEOUT": "30",
+            # A file another writer keeps locked longer than this is StoreUnavailableError.
+            "SQLITE_LOCK_TIMEOUT": str(max(1, round(settings.store_timeout_seconds))),
             "APPLICATION_RECORDER_TOPIC": "infra.persistence:SQLiteFactKeyRecorder",
         }
     ensure_schema(settings)
@@ -42,15 +44,21 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
         "POSTGRES_USER": unquote(url.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(url.password or ""),
         "POSTGRES_SCHEMA": settings.database_schema,
-        "POSTGRES_CONNECT_TIMEOUT": "10",
+        # How long a statement waits for a pooled connection: past it, StoreUnavailableError.
+        # (Pooled connections are checked before use by infra.store_errors.)
+        "POSTGRES_CONNECT_TIMEOUT": str(max(1, round(settings.store_timeout_seconds))),
         "APPLICATION_RECORDER_TOPIC": "infra.persistence:PostgresFactKeyRecorder",
     }
 
 
 def build_ledger(settings: Settings | None = None) -> StudyLedger:
     settings = settings or Settings()
-    return StudyLedger(env=eventsourcing_env(settings),
-                       park_timeout=timedelta(seconds=settings.park_timeout_seconds))
+    ledger = StudyLedger(env=eventsourcing_env(settings),
+                         park_timeout=timedelta(seconds=settings.park_timeout_seconds))
+    guard_event_store(getattr(ledger.recorder, "datastore", None),
+                      timeout=settings.store_timeout_seconds,
+                      options=connection_options(settings))
+    return ledger
 
 
 def build_views(settings: Settings | None = None) -> ViewStore:

@@ -49,6 +49,8 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
         import logging
         import time
 
+        from eventsourcing.persistence import PersistenceError
+
         from consumers.ingest_loop import IngestLoop, StoreUnavailableError
         from infra.fault_injection import fault_point_from
         from infra.ingest import utc_now
@@ -62,10 +64,12 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
         client_id = _kafka_client_id(settings, "consume")
         source = KafkaMessageSource(settings, client_id)
         dead_letters = CountingDeadLetters(KafkaDeadLetterSink(settings, client_id))
-        loop = IngestLoop(ledger, source, dead_letters, clock=utc_now,
-                          retries=settings.kafka_store_retries,
-                          fault_point=fault_point_from(settings.fault_kill_at))
         stop = _stop_on_signals()
+        # Waits for the store are cut short by SIGTERM (the batch stays uncommitted).
+        loop = IngestLoop(ledger, source, dead_letters, clock=utc_now,
+                          retries=settings.kafka_store_retries, sleep=stop.wait,
+                          stopping=stop.is_set,
+                          fault_point=fault_point_from(settings.fault_kill_at))
         meter = KafkaIngestMeter(loop.stats, source.partition_lags)
         serve_store_metrics(settings, views=False)
         log.info("consuming %s as %s in group %s", settings.kafka_topic_events, client_id,
@@ -75,10 +79,14 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
 
         def report() -> None:
             s = loop.stats
+            try:
+                parked: int | str = ledger.parked_count()
+            except PersistenceError:
+                parked = "unknown (store unavailable)"
             log.info("consumed %d (stored %d, duplicate %d, parked %d, dead-lettered %d) at "
-                     "%.0f msg/s; lag %s; waiting in the store: %d parked", s.messages,
+                     "%.0f msg/s; lag %s; waiting in the store: %s parked", s.messages,
                      s.stored, s.duplicate, s.parked, s.dead_lettered, s.rate(), source.lag(),
-                     ledger.parked_count())
+                     parked)
 
         try:
             while not stop.is_set():

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from api.auth import ROLES, Principal, Role
+from domain.errors import StoreUnavailableError
 from infra.settings import Settings
 from infra.sql_connection import SqlConnection
 
@@ -47,6 +48,7 @@ def hash_key(secret: str) -> str:
 class KeyStore:
     def __init__(self, settings: Settings) -> None:
         self.db = SqlConnection(settings)
+        self.timeout = settings.store_timeout_seconds
         with self.db.transaction() as cur:
             cur.execute(DDL)
         self._cache: dict[str, tuple[float, Principal | None]] = {}
@@ -81,16 +83,29 @@ class KeyStore:
             "SELECT key_id, role, org_id, source, created_at, revoked_at FROM api_keys "
             "ORDER BY created_at, key_id")]
 
+    def cached_principal(self, secret: str) -> tuple[bool, Principal | None]:
+        cached = self._cache.get(hash_key(secret))
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return True, cached[1]
+        return False, None
+
     def principal_for(self, secret: str) -> Principal | None:
+        known, principal = self.cached_principal(secret)
+        if known:
+            return principal
         digest = hash_key(secret)
         now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and now - cached[0] < CACHE_SECONDS:
-            return cached[1]
-        with self._lock:  # one connection, shared by the server's threads
+        # One connection, shared by the server's threads. While the store is down each of
+        # them may wait the store timeout for it: beyond that, a request is refused with
+        # StoreUnavailableError rather than kept waiting in the queue.
+        if not self._lock.acquire(timeout=self.timeout):
+            raise StoreUnavailableError("no answer from the key store within the timeout")
+        try:
             rows = self.db.query(
                 "SELECT key_id, role, org_id, source FROM api_keys "
                 "WHERE key_hash = ? AND revoked_at IS NULL", (digest,))
+        finally:
+            self._lock.release()
         principal = None
         if rows:
             key_id, role, org_id, source = rows[0]

@@ -9,6 +9,7 @@ because rows are recomputed, not incremented.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -21,11 +22,17 @@ from eventsourcing.persistence import Notification
 from consumers.fault_points import FaultPoint, no_faults
 from domain.application import StudyLedger
 from domain.credits.lines import RecordedFact
+from domain.errors import StoreUnavailableError
 from infra.fault_injection import PROJECT_AFTER_BATCH_COMMIT
 from infra.view_store import ALL_ORGS, ViewBatch, ViewStore
 from projections.learner_views import LearnerRow, OrgRow, apply_org_fact, learner_views
 
 Progress = Callable[[int], None]
+log = logging.getLogger("studyledger.projections")
+
+# While the store is down the runner tries again this often at most: a refused connection
+# costs nothing, and the views should resume within seconds of the database returning.
+STORE_RETRY_MAX_SECONDS = 2.0
 
 
 class _FactCache:
@@ -83,15 +90,40 @@ class Projector:
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.5,
                     progress: Progress | None = None) -> None:
+        """Keep the views current until `stop`; a store that goes away is waited for, and
+        the runner resumes where the views stand when it is back."""
+        store_retry = 0.0
         while not stop.is_set():
-            if self.run_once(progress) == 0:
+            try:
+                applied = self.run_once(progress)
+            except StoreUnavailableError as exc:
+                store_retry = min(max(store_retry * 2, 0.25), STORE_RETRY_MAX_SECONDS)
+                if store_retry == 0.25:
+                    log.warning("store unavailable; projections wait for it: %s", exc)
+                self.forget()
+                stop.wait(store_retry)
+                continue
+            except Exception:
+                log.exception("projection batch failed; retrying in 5 s")
+                self.forget()
+                stop.wait(5)
+                continue
+            if store_retry:
+                log.info("store back; projections resumed at position %d",
+                         self.views.position())
+                store_retry = 0.0
+            if applied == 0:
                 stop.wait(poll_seconds)
+
+    def forget(self) -> None:
+        """Drop what the runner holds in memory, after a batch that did not commit."""
+        self.cache.clear()
+        self.orgs.clear()
 
     def replay(self, progress: Progress | None = None) -> int:
         """Rebuild every view from position zero."""
         self.views.reset()
-        self.cache.clear()
-        self.orgs.clear()
+        self.forget()
         applied = self.run_once(progress)
         self.views.analyze()
         return applied

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     # A fact whose prerequisite (learner, org, submission, void target) is not recorded yet
     # is parked; still waiting after this long, it becomes a dead letter with its reason.
     park_timeout_seconds: float = Field(default=86_400, gt=0)
+    # How long anything waits for the database (a connection, a pooled connection) before
+    # giving up with StoreUnavailableError: HTTP answers 503, the loops wait and try again.
+    store_timeout_seconds: float = Field(default=5.0, ge=1, le=300)
     # Kafka: bootstrap servers ("host:port,host:port"); the consumers refuse to start without.
     kafka_bootstrap: str | None = None
     kafka_topic_events: str = "studyledger.events"
@@ -39,8 +42,10 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1000)
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=100)
     kafka_max_poll_records: int = Field(default=1000, ge=1, le=100_000)
-    # Transient store errors: attempts before the consumer gives up (backoff doubles from 0.5 s).
-    kafka_store_retries: int = Field(default=5, ge=1, le=20)
+    # Store errors: attempts per batch before `consume` gives up and exits 4 (backoff doubles
+    # from 0.5 s up to 5 s). 0: never give up; wait for the store and resume (the default:
+    # a restarting database should not need the consumers restarted too).
+    kafka_store_retries: int = Field(default=0, ge=0, le=1000)
     # How often `consume` and `relay` log their rate and lag.
     kafka_report_seconds: float = Field(default=10.0, gt=0)
     # `consume`, `relay` and `project` serve their Prometheus metrics on this port (off when

@@ -1,22 +1,36 @@
 """One connection to the configured database (SQLite file or PostgreSQL schema), with `?`
-placeholders rewritten for psycopg, so side tables need no driver code of their own."""
+placeholders rewritten for psycopg, so side tables need no driver code of their own. A
+PostgreSQL connection that breaks (the server restarted) is replaced on the next use."""
 
 from __future__ import annotations
 
+import contextlib
+import math
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
-from eventsourcing.persistence import OperationalError
 from psycopg import sql
 
+from domain.errors import StoreUnavailableError
 from infra.settings import Settings, display_url, ensure_parent_dir, sqlite_path
+from infra.store_errors import store_errors
+
+T = TypeVar("T")
 
 
-class StoreSetupError(OperationalError):
+class StoreSetupError(StoreUnavailableError):
     """The configured store cannot be reached or prepared; the message says what to do."""
+
+
+def connection_options(settings: Settings) -> dict[str, Any]:
+    """libpq settings that bound the waits on a server that is gone: the connection attempt,
+    and (TCP keepalives) a reply that will never come from a host that vanished."""
+    seconds = max(2, math.ceil(settings.store_timeout_seconds))  # libpq takes whole seconds
+    return {"connect_timeout": seconds, "keepalives": 1, "keepalives_idle": seconds,
+            "keepalives_interval": 1, "keepalives_count": 3}
 
 
 def ensure_schema(settings: Settings) -> None:
@@ -48,23 +62,36 @@ def _create_schema_if_missing(conn: psycopg.Connection[Any], schema: str) -> Non
 
 def _pg_connect(settings: Settings) -> psycopg.Connection[Any]:
     try:
-        return psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10)
+        return psycopg.connect(settings.database_url, autocommit=True,
+                               **connection_options(settings))
     except psycopg.OperationalError as exc:
         raise StoreSetupError(f"cannot connect to {display_url(settings.database_url)}: "
                               f"{' '.join(str(exc).split())}") from exc
 
 
 class SqlConnection:
+    """Used by one thread at a time (its owner's, or under its owner's lock).
+
+    Every failure to reach the store is StoreUnavailableError. A broken PostgreSQL
+    connection is dropped and the next call opens a new one; a read, or the BEGIN of a
+    transaction, that meets a connection which died while idle is tried once more on a new
+    one, since nothing was done yet, so the first request after a restart succeeds.
+    """
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.is_sqlite = settings.is_sqlite
-        self._conn: Any = self._connect()
+        self._conn: Any = None
+        with self._failures():
+            self._conn = self._connect()
 
     def _connect(self) -> Any:
         if self.is_sqlite:
             path = sqlite_path(self.settings.database_url)
             ensure_parent_dir(path)
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30,
+            # A file another writer holds locked longer than the store timeout is unavailable.
+            conn = sqlite3.connect(path, isolation_level=None,
+                                   timeout=self.settings.store_timeout_seconds,
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             return conn
@@ -73,39 +100,96 @@ class SqlConnection:
         pg.execute(f'SET search_path TO "{self.settings.database_schema}"')
         return pg
 
+    def _live(self) -> Any:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        try:
+            with store_errors():
+                yield
+        except StoreUnavailableError:
+            if not self.is_sqlite:
+                self._drop()  # whatever state it is in, a new connection is the way back
+            raise
+
+    def _on_live_connection(self, work: Callable[[Any], T]) -> T:
+        """`work(connection)`; on PostgreSQL once more on a new connection if the one in
+        hand turns out to be dead. Only for work that is safe to send twice."""
+        for attempt in (1, 2):
+            conn = self._live()
+            try:
+                return work(conn)
+            except psycopg.OperationalError:
+                if self.is_sqlite or attempt == 2 or not conn.closed:
+                    raise
+                self._drop()
+        raise AssertionError("unreachable")
+
     def sql(self, statement: str) -> str:
         return statement if self.is_sqlite else statement.replace("?", "%s")
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
-        if self.is_sqlite:
-            cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+        with self._failures():
+            if self.is_sqlite:
+                cur = self._live().cursor()
+                cur.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cur
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                cur.execute("COMMIT")
+                return
+            conn = self._on_live_connection(_begin)
             try:
-                yield cur
+                with conn.cursor() as cur:
+                    yield cur
             except BaseException:
-                cur.execute("ROLLBACK")
+                if not conn.closed:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.rollback()
                 raise
-            cur.execute("COMMIT")
-            return
-        with self._conn.transaction(), self._conn.cursor() as cur:
-            yield cur
+            conn.commit()
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = self._conn.cursor()
-        try:
-            cur.execute(self.sql(statement), params)
-            return list(cur.fetchall())
-        finally:
-            cur.close()
+        def run(conn: Any) -> list[tuple[Any, ...]]:
+            cur = conn.cursor()
+            try:
+                cur.execute(self.sql(statement), params)
+                return list(cur.fetchall())
+            finally:
+                cur.close()
+
+        with self._failures():
+            return self._on_live_connection(run)
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
-        """A statement that returns no rows, in autocommit."""
-        cur = self._conn.cursor()
-        try:
-            cur.execute(self.sql(statement), params)
-        finally:
-            cur.close()
+        """A statement that returns no rows, in autocommit; it must be safe to run twice
+        (ANALYZE, INSERT ... ON CONFLICT DO NOTHING), as a dead connection retries it."""
+        def run(conn: Any) -> None:
+            cur = conn.cursor()
+            try:
+                cur.execute(self.sql(statement), params)
+            finally:
+                cur.close()
+
+        with self._failures():
+            self._on_live_connection(run)
 
     def close(self) -> None:
-        self._conn.close()
+        self._drop()
+
+
+def _begin(conn: Any) -> Any:
+    conn.execute("BEGIN")
+    return conn

@@ -34,7 +34,7 @@ def _reachable(url: str) -> bool:
         return False
 
 
-def _start_private_cluster(base: Path) -> tuple[str, Path] | None:
+def _start_private_cluster(base: Path, port: int | None = None) -> tuple[str, Path] | None:
     initdbs = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or (
         [shutil.which("initdb")] if shutil.which("initdb") else []
     )
@@ -42,18 +42,26 @@ def _start_private_cluster(base: Path) -> tuple[str, Path] | None:
         return None
     bindir = Path(initdbs[-1]).parent
     data = base / "pgdata"
-    as_user: list[str] = []
     if os.geteuid() == 0:  # initdb refuses to run as root
-        as_user = ["runuser", "-u", "postgres", "--"]
         shutil.chown(base, "postgres")
-    port = 55432 + os.getpid() % 1000
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
+    port = port or 55432 + os.getpid() % 1000
+    subprocess.run([*_as_postgres(), str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
                     "--auth=trust"], check=True, capture_output=True)
-    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l",
-                    str(base / "log"), "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1",
-                    "start"], check=True, capture_output=True)
+    pg_ctl(data, "start", "-w", "-l", str(base / "log"),
+           "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1")
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     return url, data
+
+
+def _as_postgres() -> list[str]:
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+def pg_ctl(data: Path, action: str, *options: str) -> None:
+    """`pg_ctl ACTION` on the private cluster at `data`, with pg_ctl's `options`."""
+    bindir = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))[-1]).parent
+    subprocess.run([*_as_postgres(), str(bindir / "pg_ctl"), "-D", str(data), *options,
+                    action], check=True, capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
 
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from domain.errors import StoreUnavailableError
+
+from ..errors import STORE_RETRY_AFTER_SECONDS
 from ..schemas import Health
 from ..services import ServicesDep
 
@@ -11,15 +17,28 @@ router = APIRouter(tags=["health"])
 
 # Views further behind than this are reported as degraded (they still answer).
 DEGRADED_LAG = 100_000
+DOWN: dict[int | str, dict[str, Any]] = {503: {
+    "model": Health,
+    "description": 'The store does not answer (status and store "down"); Retry-After says '
+                   "when to ask again"}}
 
 
-@router.get("/health", response_model=Health, summary="Store and projection status")
+# A plain function: FastAPI runs it in its thread pool, so a store that is slow to answer
+# holds up this request only, never the event loop.
+@router.get("/health", response_model=Health, responses=DOWN,
+            summary="Store and projection status")
 @router.get("/v1/health", response_model=Health, include_in_schema=False)
-async def health(services: ServicesDep) -> Health:
-    recorded = services.ledger.recorder.max_notification_id() or 0
-    projected = services.views.position()
+def health(services: ServicesDep) -> Any:
+    try:
+        recorded = services.ledger.recorder.max_notification_id() or 0
+        projected = services.views.position()
+        parked = services.ledger.parked_count()
+    except StoreUnavailableError:
+        down = Health(status="down", store="down", recorded_position=None,
+                      projected_position=None, projection_lag=None, parked=None)
+        return JSONResponse(down.model_dump(mode="json"), status_code=503,
+                            headers={"Retry-After": str(STORE_RETRY_AFTER_SECONDS)})
     lag = max(0, recorded - projected)
     return Health(status="ok" if lag < DEGRADED_LAG else "degraded",
                   store=services.store_name, recorded_position=recorded,
-                  projected_position=projected, projection_lag=lag,
-                  parked=services.ledger.parked_count())
+                  projected_position=projected, projection_lag=lag, parked=parked)

@@ -120,3 +120,21 @@ def test_fault_points_sit_between_the_steps_in_the_documented_order():
     assert journal.steps == ["stored 1", "consume.after_store_commit", "dead-lettered 1",
                              "consume.after_dead_letters_flushed", "committed",
                              "consume.after_offset_commit"]
+
+
+def test_by_default_the_loop_waits_for_the_store_with_the_batch_in_hand():
+    loop, journal, source, _, sleeps = make_loop(failures=8, retries=0)
+    assert loop.run_batch() == 2
+    assert journal.steps[:8] == ["store failed"] * 8
+    assert journal.steps[8:] == ["stored 1", "dead-lettered 1", "committed"]
+    assert sleeps == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]  # capped: back within seconds
+    assert source.committed == {("events", 0): 8, ("events", 1): 4}
+
+
+def test_a_stop_while_waiting_for_the_store_leaves_the_batch_uncommitted():
+    loop, journal, source, letters, sleeps = make_loop(failures=100, retries=0)
+    loop.stopping = lambda: len(sleeps) >= 2
+    with pytest.raises(StoreUnavailableError, match="stopping"):
+        loop.run_batch()
+    assert "committed" not in journal.steps and source.committed == {}
+    assert letters.sent == []

@@ -1,0 +1,235 @@
+"""PostgreSQL stopped and started again under load: `serve` and `project` as real processes
+on a private cluster, which the test stops (`pg_ctl stop -m fast`) and starts."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from domain.archive import LearnerArchive
+from infra.bootstrap import build_ledger
+from infra.key_store import KeyStore
+from infra.settings import Settings
+from tests.conftest import _start_private_cluster, pg_ctl
+from tests.e2e.conftest import NOW, _free_port, district_facts
+from tests.factories import envelope
+
+STORE_TIMEOUT = 2.0
+# What a request may take beyond the store timeout while the store is down (HTTP, threads).
+SLACK = 1.0
+
+pytestmark = pytest.mark.postgres
+
+
+@dataclass
+class Cluster:
+    url: str
+    data: Path
+    base: Path
+    port: int
+
+    def stop(self) -> None:
+        pg_ctl(self.data, "stop", "-m", "fast", "-w")
+
+    def start(self) -> None:
+        pg_ctl(self.data, "start", "-w", "-l", str(self.base / "log"),
+               "-o", f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1")
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    base = Path(tempfile.mkdtemp(prefix="studyledger-outage-"))
+    port = _free_port()
+    started = _start_private_cluster(base, port)
+    assert started is not None, "no initdb: install the PostgreSQL server"
+    url, data = started
+    try:
+        yield Cluster(url, data, base, port)
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            pg_ctl(data, "stop", "-m", "immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass
+class Call:
+    what: str
+    started: float
+    seconds: float
+    status: int | None  # None: no HTTP answer (connection refused, timeout)
+    code: str | None = None
+    retry_after: str | None = None
+
+
+@dataclass
+class Traffic:
+    """Writes (each fact sent until acknowledged), balance reads and /health, in threads."""
+
+    base: str
+    platform: str
+    auditor: str
+    calls: list[Call] = field(default_factory=list)
+    acknowledged: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def _call(self, http: httpx.Client, what: str, method: str, url: str, **kwargs: object
+              ) -> httpx.Response | None:
+        started = time.monotonic()
+        try:
+            response = http.request(method, url, **kwargs)  # type: ignore[arg-type]
+        except httpx.TransportError:
+            self.calls.append(Call(what, started, time.monotonic() - started, None))
+            return None
+        body = response.json() if response.headers.get("content-type", "").startswith(
+            "application/json") else {}
+        code = (body.get("error") or {}).get("code") if isinstance(body, dict) else None
+        self.calls.append(Call(what, started, time.monotonic() - started, response.status_code,
+                               code or (body.get("store") if what == "health" else None),
+                               response.headers.get("retry-after")))
+        return response
+
+    def write(self) -> None:
+        auth = {"Authorization": f"Bearer {self.platform}"}
+        with httpx.Client(base_url=self.base, headers=auth, timeout=30) as http:
+            n = 0
+            while not self.stop.is_set():
+                external_id = f"outage-{n}"
+                fact = envelope("study_session.recorded", {
+                    "course_id": f"C{n}", "course_hours": "1", "required": True,
+                    "minutes": 50, "progress": "1"}, learner_id="L1", source="cela",
+                    external_id=external_id, at="2024-05-01T10:00:00+08:00")
+                response = self._call(http, "write", "POST", "/v1/events", json=fact)
+                if response is not None and response.status_code in (200, 201):
+                    self.acknowledged.append(external_id)
+                    n += 1
+                    time.sleep(0.05)
+                else:
+                    time.sleep(0.2)  # the same fact again: stored at most once, acked once
+
+    def read(self) -> None:
+        auth = {"Authorization": f"Bearer {self.auditor}"}
+        with httpx.Client(base_url=self.base, timeout=30) as http:
+            while not self.stop.is_set():
+                self._call(http, "health", "GET", "/health")
+                self._call(http, "balance", "GET", "/v1/learners/L1/balance",
+                           params={"period": "2021-2025"}, headers=auth)
+                time.sleep(0.1)
+
+
+def wait_for(predicate, seconds: float, what: str) -> float:  # noqa: ANN001
+    started = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - started < seconds, f"{what} not within {seconds} s"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def test_serve_and_project_ride_out_a_postgres_restart(cluster: Cluster, tmp_path: Path):
+    settings = Settings(database_url=cluster.url, store_timeout_seconds=STORE_TIMEOUT)
+    ledger = build_ledger(settings)
+    ledger.record_facts(district_facts(), now=NOW, channel="test")
+    keys = KeyStore(settings)
+    platform, auditor = keys.create("platform", "A", "cela"), keys.create("auditor", "A")
+    keys.close()
+    ledger.close()
+
+    port = _free_port()
+    env = os.environ | {"STUDYLEDGER_DATABASE_URL": cluster.url,
+                        "STUDYLEDGER_STORE_TIMEOUT_SECONDS": str(STORE_TIMEOUT),
+                        "STUDYLEDGER_PROJECTION_BATCH_SIZE": "50"}
+    logs = {name: (tmp_path / f"{name}.log").open("w+") for name in ("serve", "project")}
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "serve", "--port", str(port), "--no-project"],
+        env=env, cwd=tmp_path, stdout=logs["serve"], stderr=subprocess.STDOUT)
+    project = subprocess.Popen([sys.executable, "-m", "infra.cli", "project", "--poll", "0.1"],
+                               env=env, cwd=tmp_path, stdout=logs["project"],
+                               stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    traffic = Traffic(base, platform, auditor)
+    threads = [threading.Thread(target=traffic.write), threading.Thread(target=traffic.read)]
+    try:
+        wait_for(lambda: _health(base).get("status") == "ok", 60, "serve answering")
+        for thread in threads:
+            thread.start()
+        wait_for(lambda: len(traffic.acknowledged) >= 20, 30, "writes going in")
+
+        cluster.stop()
+        stopped_at = time.monotonic()
+        time.sleep(8)
+        down = [c for c in traffic.calls if c.started >= stopped_at]
+        cluster.start()
+        restarted_at = time.monotonic()
+
+        back = wait_for(lambda: any(c.status in (200, 201) and c.what == "write"
+                                    and c.started >= restarted_at for c in traffic.calls),
+                        10, "a write succeeding after the restart")
+        for what in ("health", "balance"):
+            wait_for(lambda w=what: any(c.status == 200 and c.what == w
+                                        and c.started >= restarted_at for c in traffic.calls),
+                     10, f"{what} answering 200 after the restart")
+        acknowledged_before = len(traffic.acknowledged)
+        wait_for(lambda: len(traffic.acknowledged) >= acknowledged_before + 20, 20,
+                 "writes going in again")
+        traffic.stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+        # While it was down: 503 store_unavailable with Retry-After, health "down", no hangs.
+        assert down, "no request was made while the store was down"
+        refused = [c for c in down if c.status == 503]
+        assert refused and {c.code for c in refused} <= {"store_unavailable", "down"}, down
+        assert all(c.retry_after for c in refused), refused
+        assert any(c.what == "health" and c.code == "down" for c in refused), refused
+        assert any(c.what == "write" and c.code == "store_unavailable" for c in refused)
+        assert not [c for c in down if c.status not in (503, None) and c.status >= 500], down
+        slowest = max(traffic.calls, key=lambda c: c.seconds)
+        assert slowest.seconds < STORE_TIMEOUT + SLACK, slowest
+        print(f"\nrequests while down: {len(down)}, slowest of all {slowest.seconds:.2f} s "
+              f"({slowest.what}); first write after pg_ctl start returned: {back:.2f} s")
+
+        # Every acknowledged fact stored exactly once; the views catch up by themselves.
+        ledger = build_ledger(settings)
+        stored = [f.fact["external_id"] for f in ledger.facts_of("L1")
+                  if f.fact["type"] == "study_session.recorded"]
+        assert sorted(stored) == sorted(traffic.acknowledged)
+        assert len(set(stored)) == len(stored)
+        recorded = ledger.recorder.max_notification_id()
+        caught_up = wait_for(lambda: _health(base).get("projected_position") == recorded, 30,
+                             "the views catching up")
+        print(f"views caught up {caught_up:.2f} s after the writes stopped")
+        assert ledger.get_existing(LearnerArchive, LearnerArchive.id_for("L1")) is not None
+        ledger.close()
+        assert project.poll() is None, "studyledger project exited"
+    finally:
+        traffic.stop.set()
+        for process in (serve, project):
+            process.send_signal(signal.SIGTERM)
+        for process in (serve, project):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    output = {name: (tmp_path / f"{name}.log").read_text() for name in logs}
+    assert (serve.returncode, project.returncode) == (0, 0), output
+    assert "Traceback" not in output["serve"] + output["project"], output
+    assert "store unavailable" in output["project"], output["project"]
+
+
+def _health(base: str) -> dict:
+    try:
+        return httpx.get(f"{base}/health", timeout=10).json()
+    except (httpx.TransportError, ValueError):
+        return {}
