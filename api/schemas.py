@@ -144,6 +144,15 @@ class VerifyAnswer(BaseModel):
     broken: BrokenLinkInfo | None
 
 
+class ProjectionStatus(BaseModel):
+    # stalled: the fact at `position` cannot be projected; the runner retries it (backoff)
+    # and the views stay just before it until it can. running: `position` is the last
+    # position projected.
+    status: Literal["running", "stalled"]
+    position: int
+    error: str | None = None
+
+
 class Health(BaseModel):
     model_config = _example(status="ok", store="sqlite", recorded_position=46713,
                             projected_position=46713, projection_lag=0)
@@ -157,6 +166,8 @@ class Health(BaseModel):
     projection_lag: int | None
     # Facts waiting in the store for a prerequisite (learner, org, submission, void target).
     parked: int | None = 0
+    # The projection runner; null while the store is down.
+    projection: ProjectionStatus | None = None
 
 
 def example_response(example: dict[str, Any]) -> dict[int | str, dict[str, Any]]:

@@ -27,6 +27,10 @@ class ReadViews(Protocol):
 
     def position(self) -> int: ...
 
+    def runner_state(self) -> tuple[str, int | None, str | None] | None:
+        """(status, position, error) the projection runner last reported: "running", or
+        "stalled" at the log position of a fact it cannot project. None: never reported."""
+
     def learner_org(self, learner_id: str) -> str | None: ...
 
     def org_exists(self, org_id: str) -> bool: ...

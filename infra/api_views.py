@@ -71,6 +71,10 @@ class ApiReadViews:
     def position(self) -> int:
         return self._queries.views.position()
 
+    def runner_state(self) -> tuple[str, int | None, str | None] | None:
+        state = self._queries.views.runner_state()
+        return None if state is None else (state.status, state.position, state.error)
+
     def learner_org(self, learner_id: str) -> str | None:
         rows = self._query("SELECT org_id FROM v_learners WHERE learner_id = ?", (learner_id,))
         if rows:

@@ -68,4 +68,5 @@ def build_views(settings: Settings | None = None) -> ViewStore:
 def build_projector(settings: Settings, ledger: StudyLedger | None = None) -> Projector:
     return Projector(ledger or build_ledger(settings), build_views(settings),
                      batch_size=settings.projection_batch_size,
+                     retry_max_seconds=settings.projection_retry_max_seconds,
                      fault_point=fault_point_from(settings.fault_kill_at))

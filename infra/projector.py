@@ -9,6 +9,7 @@ because rows are recomputed, not incremented.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -24,7 +25,8 @@ from domain.application import StudyLedger
 from domain.credits.lines import RecordedFact
 from domain.errors import StoreUnavailableError
 from infra.fault_injection import PROJECT_AFTER_BATCH_COMMIT
-from infra.view_store import ALL_ORGS, ViewBatch, ViewStore
+from infra.store_errors import one_line
+from infra.view_store import ALL_ORGS, RunnerState, ViewBatch, ViewStore
 from projections.learner_views import LearnerRow, OrgRow, apply_org_fact, learner_views
 
 Progress = Callable[[int], None]
@@ -62,10 +64,12 @@ class Projector:
     # Each batch recomputes every learner it touches, so catching up in large batches costs
     # far less (measured on the demo: 2,000 -> 1.3k ev/s, 50,000 -> 10k ev/s).
     def __init__(self, ledger: StudyLedger, views: ViewStore, *, batch_size: int = 20_000,
-                 cached_learners: int = 20_000, fault_point: FaultPoint = no_faults) -> None:
+                 cached_learners: int = 20_000, fault_point: FaultPoint = no_faults,
+                 retry_max_seconds: float = 30.0) -> None:
         self.ledger = ledger
         self.views = views
         self.batch_size = batch_size
+        self.retry_max_seconds = retry_max_seconds
         self.fault_point = fault_point
         self.cache = _FactCache(cached_learners)
         self.orgs: dict[str, OrgRow] = {}
@@ -74,45 +78,32 @@ class Projector:
         """Recorded facts the views have not caught up with."""
         return (self.ledger.recorder.max_notification_id() or 0) - self.views.position()
 
+    def project_next(self, limit: int) -> int:
+        """Apply the next batch of at most `limit` facts; returns how many it held."""
+        start = self.views.position() + 1
+        page = self.ledger.recorder.select_notifications(start=start, limit=limit)
+        if not page:
+            return 0
+        self._apply(page)
+        self.fault_point(PROJECT_AFTER_BATCH_COMMIT)
+        return len(page)
+
     def run_once(self, progress: Progress | None = None) -> int:
         """Apply every recorded fact not yet projected; returns how many were applied."""
         applied = 0
-        while True:
-            start = self.views.position() + 1
-            page = self.ledger.recorder.select_notifications(start=start, limit=self.batch_size)
-            if not page:
-                return applied
-            self._apply(page)
-            self.fault_point(PROJECT_AFTER_BATCH_COMMIT)
-            applied += len(page)
+        while count := self.project_next(self.batch_size):
+            applied += count
             if progress is not None:
-                progress(len(page))
+                progress(count)
+        return applied
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.5,
                     progress: Progress | None = None) -> None:
-        """Keep the views current until `stop`; a store that goes away is waited for, and
-        the runner resumes where the views stand when it is back."""
-        store_retry = 0.0
+        """Keep the views current until `stop`. A store that goes away is waited for; a
+        fact that cannot be projected stalls the runner loudly (see _Runner)."""
+        runner = _Runner(self, stop, progress)
         while not stop.is_set():
-            try:
-                applied = self.run_once(progress)
-            except StoreUnavailableError as exc:
-                store_retry = min(max(store_retry * 2, 0.25), STORE_RETRY_MAX_SECONDS)
-                if store_retry == 0.25:
-                    log.warning("store unavailable; projections wait for it: %s", exc)
-                self.forget()
-                stop.wait(store_retry)
-                continue
-            except Exception:
-                log.exception("projection batch failed; retrying in 5 s")
-                self.forget()
-                stop.wait(5)
-                continue
-            if store_retry:
-                log.info("store back; projections resumed at position %d",
-                         self.views.position())
-                store_retry = 0.0
-            if applied == 0:
+            if runner.step() == 0:
                 stop.wait(poll_seconds)
 
     def forget(self) -> None:
@@ -195,6 +186,94 @@ class Projector:
                      for e in stored]
         self.cache.put(stream_id, facts)
         return facts
+
+
+class _Runner:
+    """How `run_forever` meets failures.
+
+    The store unavailable: wait (retry every 2 s at most) and resume where the views stand.
+    Any other failure: retry at once with batches half the size, down to one fact, so that
+    every fact before the one that fails is projected and its position is known. Then the
+    runner stalls there, loudly: the position and error are logged and stored for /health,
+    and the fact is tried again with a backoff doubling up to `retry_max_seconds`, until it
+    projects (the cause was fixed or removed). It is never skipped: views computed without
+    a recorded fact would show wrong balances, and quietly; stale ones say that they are.
+    """
+
+    def __init__(self, projector: Projector, stop: threading.Event,
+                 progress: Progress | None) -> None:
+        self.projector, self.stop, self.progress = projector, stop, progress
+        self.limit = projector.batch_size
+        self.store_wait = 0.0
+        self.stalled_at: int | None = None
+        self.stall_wait = 0.0
+
+    def step(self) -> int | None:
+        """One batch; how many facts it applied, or None after a failure (waited out)."""
+        try:
+            applied = self.projector.project_next(self.limit)
+            if applied and self.progress is not None:
+                self.progress(applied)
+        except StoreUnavailableError as exc:
+            self.projector.forget()
+            self._store_down(exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - any failure: narrowed down, then a stall
+            self.projector.forget()
+            self._failed(exc)
+            return None
+        if self.store_wait:
+            log.info("store back; projections resume at position %d", self._position())
+            self.store_wait = 0.0
+        if applied:
+            self.limit = min(self.projector.batch_size, self.limit * 2)
+            if self.stalled_at is not None:
+                log.warning("projection resumed: position %d projected", self.stalled_at)
+                self.stalled_at = None
+                self._record(RunnerState("running"))
+        return applied
+
+    def _store_down(self, exc: Exception) -> None:
+        if not self.store_wait:
+            log.warning("store unavailable; projections wait for it: %s", exc)
+        self.store_wait = min(max(self.store_wait * 2, 0.25), STORE_RETRY_MAX_SECONDS)
+        self.stop.wait(self.store_wait)
+
+    def _failed(self, exc: Exception) -> None:
+        if self.limit > 1:
+            self.limit = max(1, self.limit // 2)
+            log.warning("projection batch failed (%s); trying batches of %d to find the fact",
+                        _describe(exc), self.limit)
+            return
+        try:
+            position = self._position()
+        except StoreUnavailableError as down:
+            self._store_down(down)
+            return
+        if position != self.stalled_at:
+            self.stalled_at = position
+            self.stall_wait = min(1.0, self.projector.retry_max_seconds)
+            log.error("projection stalled at position %d: the fact there cannot be projected "
+                      "(%s); retrying with backoff until it can", position, _describe(exc),
+                      exc_info=exc)
+        else:
+            self.stall_wait = min(self.stall_wait * 2, self.projector.retry_max_seconds)
+            log.error("projection still stalled at position %d (next try in %.0f s): %s",
+                      position, self.stall_wait, _describe(exc))
+        self._record(RunnerState("stalled", position, _describe(exc)))
+        self.stop.wait(self.stall_wait)
+
+    def _position(self) -> int:
+        return self.projector.views.position() + 1
+
+    def _record(self, state: RunnerState) -> None:
+        # While the store is down the log has it (and /health cannot be read either).
+        with contextlib.suppress(StoreUnavailableError):
+            self.projector.views.record_runner_state(state)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {one_line(exc)}"[:500]
 
 
 def wait_until_caught_up(projector: Projector, timeout: float = 30.0) -> None:

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # How long anything waits for the database (a connection, a pooled connection) before
     # giving up with StoreUnavailableError: HTTP answers 503, the loops wait and try again.
     store_timeout_seconds: float = Field(default=5.0, ge=1, le=300)
+    # A fact the projection runner cannot project stalls it there (never skipped): it is
+    # tried again with a backoff doubling up to this, and /health says stalled meanwhile.
+    projection_retry_max_seconds: float = Field(default=30.0, gt=0, le=3600)
     # Kafka: bootstrap servers ("host:port,host:port"); the consumers refuse to start without.
     kafka_bootstrap: str | None = None
     kafka_topic_events: str = "studyledger.events"

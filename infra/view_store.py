@@ -7,7 +7,8 @@ either wholly applied or wholly redone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from infra.settings import Settings
@@ -55,6 +56,17 @@ DDL = [
     "CREATE TABLE IF NOT EXISTS v_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 ]
 PROJECTION = "views"
+RUNNER_STATE = "projection_runner"
+
+
+@dataclass(frozen=True)
+class RunnerState:
+    """What the projection runner last reported: running, or stalled at a log position
+    (the fact there cannot be projected) with the error."""
+
+    status: str
+    position: int | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -186,6 +198,15 @@ class ViewStore(SqlConnection):
         cur.execute(self.sql("SELECT DISTINCT policy, period FROM v_board_counts WHERE org_id "
                              "IN (" + ", ".join("?" * len(listed)) + ")"), listed)
         return [(row[0], row[1]) for row in cur.fetchall()]
+
+    def record_runner_state(self, state: RunnerState) -> None:
+        """Kept in v_meta, so that every serving process (and worker) can report it."""
+        self.execute("INSERT INTO v_meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
+                     "SET value = excluded.value", (RUNNER_STATE, json.dumps(asdict(state))))
+
+    def runner_state(self) -> RunnerState | None:
+        rows = self.query("SELECT value FROM v_meta WHERE key = ?", (RUNNER_STATE,))
+        return RunnerState(**json.loads(rows[0][0])) if rows else None
 
     def analyze(self) -> None:
         """Fresh planner statistics, after a rebuild changed every table's size."""
