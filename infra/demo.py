@@ -2,6 +2,13 @@
 
 The same seed always writes the same file, byte for byte. A few deliberately bad lines are
 mixed in (one of each kind the ingest must reject) so a demo run shows the rejection path.
+
+Under dadukou-double-100 a cadre meets the cycle only with every comprehensive cap filled
+(self-study 40, theory 20, performance 40), which random study alone almost never reaches.
+So each cadre follows a profile: most do the unit's yearly programme (one 80-hour class,
+study group, course, report, article, the yearly performance review) and meet every annual
+check; some do only part of it and end the cycle short; a few miss the programme in one
+year and make it up in the next, so their promotion the year after reads make_up_required.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ ORGS = [
 ]
 UNITS = [org[0] for org in ORGS[2:]]
 LEVELS = ["unit", "district", "city", "province", "national"]
+PROFILES = ("compliant", "short", "late")
+PROFILE_WEIGHTS = (70, 20, 10)
 
 
 class DemoWriter:
@@ -82,19 +91,49 @@ class DemoWriter:
         rng = self.rng
         name = rng.choice(SURNAMES) + "".join(rng.choices(GIVEN, k=rng.choice([1, 2])))
         rank = "county_division_and_above" if rng.random() < 0.2 else "township_section_and_below"
+        org_id = rng.choice(UNITS)
         self.add("learner.registered", "hr-system", registered_at, {
-            "name": name, "org_id": rng.choice(UNITS), "rank": rank,
+            "name": name, "org_id": org_id, "rank": rank,
             "category": rng.choice(["公务员", "参公人员", "事业单位人员", "教师"]),
         }, learner_id)
         diligence = rng.uniform(0.3, 1.2)  # some cadres study far more than others
+        profile = rng.choices(PROFILES, weights=PROFILE_WEIGHTS)[0]
+        # A late cadre misses the programme in one year (never the last) and doubles it the
+        # next; extra classes would hide the miss, so a late cadre takes none.
+        missed = self.first_year + rng.randrange(max(1, self.years - 1))
         for year in range(self.first_year, self.first_year + self.years):
-            self.year_of_study(learner_id, year, diligence)
+            if profile == "late":
+                rounds = 0 if year == missed else 2 if year == missed + 1 else 1
+            else:
+                rounds = 1
+            self.programme(learner_id, year, profile, rounds)
+            self.year_of_study(learner_id, year, diligence, profile)
+        if int(learner_id[1:]) % 7 == 3:  # one in seven rotates to another unit (交流轮岗)
+            year = self.first_year + rng.randrange(self.years)
+            self.add("learner.transferred", "hr-system", self.moment(year),
+                     {"org_id": rng.choice([u for u in UNITS if u != org_id])}, learner_id)
 
-    def year_of_study(self, learner_id: str, year: int, diligence: float) -> None:
+    def programme(self, learner_id: str, year: int, profile: str, rounds: int) -> None:
+        """The unit's yearly programme, done `rounds` times over (a short cadre does half)."""
+        index = year - self.first_year
+        for round_ in range(rounds):
+            if profile == "short" and self.rng.random() < 0.5:
+                continue
+            self.training(learner_id, year, hours=80)  # basic 20: the annual share
+            self.declaration(learner_id, year, hours=8, activity="theory_group_study")
+            self.course(learner_id, year, f"C{1000 + index * 10 + round_:04d}", complete=True)
+            self.assignment(learner_id, year, kind="research_report", accepted=True)
+            if profile != "short":  # the reviews and articles a short cadre never gets
+                self.achievement(learner_id, year, "unit")
+                self.award(learner_id, year, "unit", "年度工作实绩考核优良")
+                if (index + round_) % 2 == 1:  # a made-up year keeps the count of these
+                    self.award(learner_id, year, "district", "区级先进工作者")
+
+    def year_of_study(self, learner_id: str, year: int, diligence: float, profile: str) -> None:
         rng = self.rng
-        for _ in range(rng.randint(0, round(3 * diligence))):
+        for _ in range(rng.randint(0, round(3 * diligence)) if profile != "late" else 0):
             self.training(learner_id, year)
-        for _ in range(rng.randint(2, max(2, round(12 * diligence)))):
+        for _ in range(rng.randint(1, max(1, round(7 * diligence)))):
             self.course(learner_id, year)
         for _ in range(rng.randint(0, 3)):
             self.exam(learner_id, year)
@@ -103,18 +142,13 @@ class DemoWriter:
         if rng.random() < 0.5:
             self.declaration(learner_id, year)
         if rng.random() < 0.12:
-            self.add("achievement.recorded", "dadukou-oa", self.moment(year), {
-                "kind": rng.choice(["article", "research_report", "book"]),
-                "level": rng.choices(LEVELS, weights=[50, 30, 12, 6, 2])[0],
-                "title": "关于基层治理现代化的调研与思考",
-            }, learner_id)
+            self.achievement(learner_id, year, rng.choices(LEVELS, weights=[50, 30, 12, 6, 2])[0])
         if rng.random() < 0.18:
-            self.add("award.granted", "dadukou-oa", self.moment(year), {
-                "award_id": f"AW-{year}-{self.counter}",
-                "level": rng.choices(LEVELS, weights=[50, 30, 12, 6, 2])[0],
-                "title": "年度优秀共产党员",
-            }, learner_id, actor="admin:zzb-500104")
-        if rng.random() < 0.03:
+            self.award(learner_id, year, rng.choices(LEVELS, weights=[50, 30, 12, 6, 2])[0],
+                       "年度优秀共产党员")
+        # Penalties and downward corrections bite even above a cap, so only the cadres meant
+        # to end short get them: a compliant cadre stays compliant.
+        if profile == "short" and rng.random() < 0.12:
             self.add("penalty.recorded", "dadukou-oa", self.moment(year), {
                 "severity": rng.choices(["minor", "major", "serious"], weights=[80, 17, 3])[0],
                 "reason": "工作失误, 造成不良影响",
@@ -122,16 +156,26 @@ class DemoWriter:
         if rng.random() < 0.01:
             self.add("credits.adjusted", "dadukou-oa", self.moment(year, 12, 12), {
                 "category": rng.choice(["basic", "self_study"]),
-                "amount": str(rng.choice([Decimal("2"), Decimal("-1.5"), Decimal("4")])),
+                "amount": str(rng.choice([Decimal("2"), Decimal("4")] + (
+                    [Decimal("-1.5")] if profile == "short" else []))),
                 "reason": "年度审核更正",
             }, learner_id, actor="admin:zzb-500104")
-        if rng.random() < 0.03:
-            self.add("learner.transferred", "hr-system", self.moment(year),
-                     {"org_id": rng.choice(UNITS)}, learner_id)
 
-    def training(self, learner_id: str, year: int) -> None:
-        hours = self.rng.choice([16, 24, 40, 56, 80, 120])
-        leave = 0 if self.rng.random() < 0.9 else self.rng.choice([2, 4, 8, 16, 24])
+    def achievement(self, learner_id: str, year: int, level: str) -> None:
+        self.add("achievement.recorded", "dadukou-oa", self.moment(year), {
+            "kind": self.rng.choice(["article", "research_report", "book"]),
+            "level": level, "title": "关于基层治理现代化的调研与思考",
+        }, learner_id)
+
+    def award(self, learner_id: str, year: int, level: str, title: str) -> None:
+        self.add("award.granted", "dadukou-oa", self.moment(year), {
+            "award_id": f"AW-{year}-{self.counter}", "level": level, "title": title,
+        }, learner_id, actor="admin:zzb-500104")
+
+    def training(self, learner_id: str, year: int, hours: int | None = None) -> None:
+        planned = hours is not None  # the programme's class: attended in full
+        hours = hours or self.rng.choice([16, 24, 40, 56, 80, 120])
+        leave = 0 if planned or self.rng.random() < 0.9 else self.rng.choice([2, 4, 8, 16, 24])
         self.add("training.attended", "party-school", self.moment(year), {
             "program_id": f"PS-{year}-{self.rng.randint(1, 40):03d}",
             "kind": self.rng.choice(
@@ -139,15 +183,18 @@ class DemoWriter:
             "hours": hours, "leave_hours": leave,
         }, learner_id)
 
-    def course(self, learner_id: str, year: int) -> None:
+    def course(self, learner_id: str, year: int, course_id: str | None = None,
+               complete: bool = False) -> None:
         rng = self.rng
-        course_id = f"C{rng.randint(1, 400):04d}"
-        hours = str(rng.choice([Decimal("0.5"), Decimal("1"), Decimal("2"), Decimal("3")]))
+        course_id = course_id or f"C{rng.randint(1, 400):04d}"
+        hours = "3" if complete else str(
+            rng.choice([Decimal("0.5"), Decimal("1"), Decimal("2"), Decimal("3")]))
         when = self.moment(year, 1, 11)
         progress = Decimal(0)
         session = self.add  # sessions of one course, days apart, progress rising
         for _ in range(rng.randint(1, 4)):
-            progress = min(Decimal(1), progress + Decimal(rng.randint(20, 70)) / 100)
+            step = Decimal(rng.randint(20, 70)) / 100
+            progress = Decimal(1) if complete else min(Decimal(1), progress + step)
             watched = session("study_session.recorded", "cela-online", when, {
                 "course_id": course_id, "course_hours": hours, "required": rng.random() < 0.4,
                 "minutes": rng.randint(10, 90), "progress": str(progress),
@@ -155,7 +202,7 @@ class DemoWriter:
             when += timedelta(days=rng.randint(1, 20))
             if progress >= 1:
                 break
-        if rng.random() < 0.004:  # proxy watching found later: the session is voided
+        if not complete and rng.random() < 0.004:  # proxy watching found later: voided
             self.void(learner_id, watched, when + timedelta(days=30), "代学代考: 冒名代学")
 
     def exam(self, learner_id: str, year: int) -> None:
@@ -170,35 +217,42 @@ class DemoWriter:
                 break
             when += timedelta(days=7)
 
-    def assignment(self, learner_id: str, year: int) -> None:
+    def assignment(self, learner_id: str, year: int, kind: str | None = None,
+                   accepted: bool | None = None) -> None:
         assignment_id = f"AS-{learner_id}-{year}-{self.counter}"
         when = self.moment(year, 1, 11)
         self.add("assignment.submitted", "cela-online", when, {
             "assignment_id": assignment_id,
-            "kind": self.rng.choice(["reflection", "reflection", "research_report", "paper"]),
+            "kind": kind or self.rng.choice(
+                ["reflection", "reflection", "research_report", "paper"]),
             "title": "学习党的二十大精神心得体会",
         }, learner_id)
-        accepted = self.rng.random() < 0.85
+        if accepted is None:
+            accepted = self.rng.random() < 0.85
         self.add("assignment.reviewed", "cela-online", when + timedelta(days=5), {
             "assignment_id": assignment_id, "reviewer_id": f"R{self.rng.randint(1, 12):03d}",
             "decision": "accepted" if accepted else "rejected",
             "score": self.rng.randint(75, 98) if accepted else self.rng.randint(30, 59),
         }, learner_id, actor="reviewer:cela-online")
 
-    def declaration(self, learner_id: str, year: int) -> None:
+    def declaration(self, learner_id: str, year: int, hours: int | None = None,
+                    activity: str | None = None) -> None:
+        planned = hours is not None  # the programme's study group: approved in full
         declaration_id = f"DC-{learner_id}-{year}-{self.counter}"
-        hours = self.rng.choice([2, 4, 6, 8])
+        hours = hours or self.rng.choice([2, 4, 6, 8])
         when = self.moment(year, 1, 11)
         self.add("declaration.submitted", "dadukou-oa", when, {
             "declaration_id": declaration_id,
-            "activity": self.rng.choice(["theory_group_study", "unit_political_study", "other"]),
+            "activity": activity or self.rng.choice(
+                ["theory_group_study", "unit_political_study", "other"]),
             "hours": hours, "evidence": "会议记录及签到表",
         }, learner_id)
-        approved = self.rng.random() < 0.8
+        approved = planned or self.rng.random() < 0.8
         self.add("declaration.reviewed", "dadukou-oa", when + timedelta(days=10), {
             "declaration_id": declaration_id, "reviewer_id": f"R{self.rng.randint(1, 12):03d}",
             "decision": "approved" if approved else "rejected",
-            "approved_hours": self.rng.randint(1, hours) if approved else 0,
+            "approved_hours": (hours if planned else self.rng.randint(1, hours))
+            if approved else 0,
         }, learner_id, actor="reviewer:dadukou-oa")
 
     def void(self, learner_id: str, target: dict[str, Any], when: datetime, reason: str) -> None:
