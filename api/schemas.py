@@ -200,7 +200,8 @@ BOARD_EXAMPLE: dict[str, Any] = {
     "next_cursor": "WzE5ODUwLCJMMDAwMDc3Il0",
 }
 HISTORY_EXAMPLE: dict[str, Any] = {
-    "learner_id": "L000123", "as_of": None, "next_cursor": "2", "entries": [{
+    "learner_id": "L000123", "as_of": None, "note": None, "next_cursor": "2",
+    "asked": {"known_at": None, "happened_by": "2025-01-01T00:00:00+08:00"}, "entries": [{
         "version": 2, "event_id": "0b6f3c0e-3f0a-5b8e-9c43-7a1d2e4f5a6b",
         "recorded_at": "2024-07-12T09:00:03Z", "envelope": FACT_EXAMPLE | {
             "occurred_at": "2024-07-12T09:00:00Z"},

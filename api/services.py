@@ -58,8 +58,8 @@ class ReadViews(Protocol):
 
     def org_statistics(self, org: str, policy: str, year: int) -> dict[str, Any]: ...
 
-    def history(self, learner_id: str, *, as_of: datetime | None, limit: int,
-                cursor: str | None) -> TrailPage:
+    def history(self, learner_id: str, *, known_at: datetime | None,
+                happened_by: datetime | None, limit: int, cursor: str | None) -> TrailPage:
         """Cursors sealed as the board's, bound to this learner."""
 
 

@@ -150,6 +150,12 @@ class InvalidCursorError(StudyLedgerError):
     field = "cursor"
 
 
+class InvalidMomentError(StudyLedgerError):
+    """A point in time a reader asked about that is not one."""
+
+    code = "invalid_time"
+
+
 class StoreUnavailableError(PersistenceError):
     """The store did not answer in time: down, restarting, unreachable or locked. Not a
     verdict on the request: it may be sent again later (a write that did get stored then

@@ -135,10 +135,11 @@ class ApiReadViews:
     def org_statistics(self, org: str, policy: str, year: int) -> dict[str, Any]:
         return org_statistics(self._queries.views, org, policy, year)
 
-    def history(self, learner_id: str, *, as_of: datetime | None, limit: int,
-                cursor: str | None) -> TrailPage:
+    def history(self, learner_id: str, *, known_at: datetime | None,
+                happened_by: datetime | None, limit: int, cursor: str | None) -> TrailPage:
         scope = ("history", learner_id)
-        page = history(self.ledger, learner_id, as_of=as_of, limit=limit,
+        page = history(self.ledger, learner_id, known_at=known_at, happened_by=happened_by,
+                       limit=limit,
                        cursor=self._seal.open(scope, cursor) if cursor else None)
         if page.next_cursor is None:
             return page

@@ -257,12 +257,35 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _history_moment(text: str | None, option: str) -> datetime | None:
+    from domain.errors import InvalidMomentError
+    from domain.policy.pack import load_pack
+    from projections.audit_trail import parse_moment
+
+    if not text:
+        return None
+    try:
+        return parse_moment(text, load_pack(DEFAULT_PACK).time_zone, field=option)
+    except InvalidMomentError as exc:
+        raise CommandError(exc.message) from exc
+
+
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     from infra.view_queries import history
 
-    as_of = _parse_time(args.as_of) if args.as_of else None
-    page = history(open_ledger(settings), args.learner_id, as_of=as_of, limit=args.limit,
-                   cursor=args.cursor)
+    if args.known_at and args.as_of and args.known_at != args.as_of:
+        raise CommandError("--as-of is another name for --known-at: give one of them")
+    page = history(open_ledger(settings), args.learner_id,
+                   known_at=_history_moment(args.known_at or args.as_of, "--known-at"),
+                   happened_by=_history_moment(args.happened_by, "--happened-by"),
+                   limit=args.limit, cursor=args.cursor)
+    asked = [f"{name} {moment.isoformat()}" for name, moment in
+             (("as known at", page.asked.known_at), ("as happened by", page.asked.happened_by))
+             if moment is not None]
+    if asked and not args.json:
+        print(f"{args.learner_id} {', '.join(asked)}", file=sys.stderr)
+    if page.note:  # an empty answer is a question that reached too early, not a failure
+        print(f"{args.learner_id}: {page.note}", file=sys.stderr)
     if args.json:
         print(page.model_dump_json(indent=2))
         return EXIT_OK
@@ -433,7 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("history", help="a learner's audit trail with each fact's credit effect")
     p.add_argument("learner_id")
-    p.add_argument("--as-of", help="as the record stood at this time (ISO 8601 with zone)")
+    p.add_argument("--known-at", help="as known at this time: facts recorded by then "
+                   "(ISO 8601 with zone, or a date: midnight Asia/Shanghai)")
+    p.add_argument("--happened-by", help="as happened by this time: facts that occurred by "
+                   "then, as the record knows them now (ISO 8601 with zone, or a date)")
+    p.add_argument("--as-of", help="the same as --known-at (older name)")
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--cursor", help="next_cursor of the previous page")
     p.add_argument("--json", action="store_true")

@@ -23,7 +23,7 @@ from domain.errors import (
 )
 from domain.policy.pack import SHIPPED_PACKS, load_pack
 from infra.view_store import ALL_ORGS, ViewStore
-from projections.audit_trail import TrailFact, TrailPage, audit_trail
+from projections.audit_trail import Asked, TrailFact, TrailPage, audit_trail, empty_trail_note
 from projections.ranking_board import (
     BoardAnswer,
     ScoredLearner,
@@ -200,9 +200,11 @@ def org_statistics(views: ViewStore, org: str, policy: str, year: int) -> dict[s
     }
 
 
-def history(ledger: StudyLedger, learner_id: str, *, as_of: datetime | None = None,
-            limit: int = 100, cursor: str | None = None) -> TrailPage:
-    """A page of the learner's audit trail; the cursor is the last version shown."""
+def history(ledger: StudyLedger, learner_id: str, *, known_at: datetime | None = None,
+            happened_by: datetime | None = None, limit: int = 100,
+            cursor: str | None = None) -> TrailPage:
+    """A page of the learner's audit trail as known at `known_at` (recording time) and as
+    happened by `happened_by` (occurred_at); the cursor is the last version shown."""
     after = 0
     if cursor:
         # ASCII digits only (str.isdigit also takes "²"), and few enough for a version:
@@ -215,8 +217,10 @@ def history(ledger: StudyLedger, learner_id: str, *, as_of: datetime | None = No
         raise LearnerNotRegisteredError(f"learner {learner_id} is not registered")
     trail = [TrailFact(e.originator_version, RecordedFact(e.event_id, e.fact, e.timestamp),
                        e.hash, e.prev_hash) for e in events]
-    entries = audit_trail(trail, [load_pack(p) for p in SHIPPED_PACKS], as_of)
+    asked = Asked(known_at=known_at, happened_by=happened_by)
+    entries = audit_trail(trail, [load_pack(p) for p in SHIPPED_PACKS], known_at, happened_by)
     page = [e for e in entries if e.version > after][: max(1, min(limit, MAX_PAGE))]
     more = bool(page) and page[-1].version < entries[-1].version
-    return TrailPage(learner_id=learner_id, as_of=as_of, entries=page,
-                     next_cursor=str(page[-1].version) if more else None)
+    return TrailPage(learner_id=learner_id, as_of=known_at, asked=asked, entries=page,
+                     next_cursor=str(page[-1].version) if more else None,
+                     note=None if entries else empty_trail_note(trail, asked))

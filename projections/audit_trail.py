@@ -1,7 +1,9 @@
 """A learner's audit trail (学习档案): each fact, its hash, and the credit it made or lost.
 
 Built from the learner's stored stream, which is itself the immutable trail; the effects
-are computed when asked so that `as_of` shows exactly what the record said at that time.
+are computed when asked. An auditor asks one of two questions, or both: `known_at` shows
+exactly what the record said at that time (by recording time), `happened_by` what had
+happened by then as the record knows it now (by occurred_at).
 A void shows on both facts: the voided fact's lines are marked removed and name the void,
 and the void lists what it removed.
 """
@@ -10,14 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
 from domain.credits.balance import Amount
 from domain.credits.lines import CreditLine, RecordedFact, credit_lines
+from domain.errors import InvalidMomentError
 from domain.policy.pack import PolicyPack
 
 
@@ -50,11 +54,44 @@ class TrailEntry(BaseModel):
     voided_by: UUID | None = None
 
 
+class Asked(BaseModel):
+    """Which question the trail answers; both None: everything known now."""
+
+    known_at: datetime | None = None
+    happened_by: datetime | None = None
+
+
 class TrailPage(BaseModel):
     learner_id: str
-    as_of: datetime | None
+    as_of: datetime | None  # the same as asked.known_at, for clients written before it
+    asked: Asked = Asked()
     entries: list[TrailEntry]
     next_cursor: str | None
+    note: str | None = None  # why the trail is empty, when it is
+
+
+def parse_moment(text: str, zone: str, *, field: str) -> datetime:
+    """An ISO 8601 time with its zone, or a plain date read as midnight in `zone`."""
+    try:
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), time(), ZoneInfo(zone))
+        else:
+            moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            raise InvalidMomentError(
+                f"{field} {text[:40]!r} needs a time zone, e.g. 2024-06-30T00:00:00+08:00, "
+                f"or a plain date (2024-06-30, midnight {zone})", field=field)
+        # compared with stored UTC times: one that cannot be put in UTC is no time at all
+        moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidMomentError(
+            f"{field} {text[:40]!r} is neither an ISO 8601 time with a zone "
+            "(2025-01-01T00:00:00+08:00) nor a date (2025-01-01)", field=field) from exc
+    return moment
+
+
+def _occurred(fact: RecordedFact) -> datetime:
+    return datetime.fromisoformat(fact.fact["occurred_at"])
 
 
 def _lines_by_fact(lines: Sequence[CreditLine]) -> dict[UUID, list[CreditLine]]:
@@ -70,10 +107,16 @@ def _effects(pack: PolicyPack, lines: Sequence[CreditLine], status: str) -> list
 
 
 def audit_trail(trail: Sequence[TrailFact], packs: Sequence[PolicyPack],
-                as_of: datetime | None = None) -> list[TrailEntry]:
-    """Every fact recorded by `as_of` (all when None), oldest first, with its effects."""
-    if as_of is not None:
-        trail = [t for t in trail if t.fact.recorded_at is None or t.fact.recorded_at <= as_of]
+                known_at: datetime | None = None,
+                happened_by: datetime | None = None) -> list[TrailEntry]:
+    """Every fact recorded by `known_at` that occurred by `happened_by` (None: no limit),
+    oldest recorded first, with its effects."""
+    if known_at is not None:
+        trail = [t for t in trail
+                 if t.fact.recorded_at is None or t.fact.recorded_at <= known_at]
+    if happened_by is not None:
+        # A void that happened later has not happened yet: its target still counts.
+        trail = [t for t in trail if _occurred(t.fact) <= happened_by]
     facts = [t.fact for t in trail]
     voided_by = {UUID(f.payload["target_event_id"]): f.event_id
                  for f in facts if f.type == "record.voided"}
@@ -100,3 +143,18 @@ def audit_trail(trail: Sequence[TrailFact], packs: Sequence[PolicyPack],
         for t in trail
     ]
 
+
+
+def empty_trail_note(trail: Sequence[TrailFact], asked: Asked) -> str:
+    """Why nothing answers the question: the first recording or occurrence is later."""
+    if not trail:
+        return "the archive holds no facts"
+    first_recorded = min((t.fact.recorded_at for t in trail if t.fact.recorded_at), default=None)
+    if asked.known_at is not None and first_recorded and first_recorded > asked.known_at:
+        return (f"nothing was recorded by known_at {asked.known_at.isoformat()}: the first "
+                f"fact was recorded at {first_recorded.isoformat()}. known_at is recording "
+                "time; to ask what had happened by a date, use happened_by")
+    first_occurred = min(_occurred(t.fact) for t in trail)
+    return (f"nothing had happened by happened_by {asked.happened_by.isoformat()}: the "
+            f"earliest fact occurred at {first_occurred.isoformat()}"
+            if asked.happened_by is not None else "no fact answers the question")

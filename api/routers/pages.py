@@ -198,9 +198,10 @@ def archive_page(request: Request, services: ServicesDep, reader: PageReader, le
     balance = _balance(services, learner_id, policy, period)
     years = [(y, _balance(services, learner_id, policy, str(y)))
              for y in parse_period(pack, period).years]
-    trail = services.views.history(learner_id, as_of=None, limit=500, cursor=cursor)
+    trail = services.views.history(learner_id, known_at=None, happened_by=None,
+                                   limit=500, cursor=cursor)
     first_page = trail if cursor is None else services.views.history(
-        learner_id, as_of=None, limit=1, cursor=None)
+        learner_id, known_at=None, happened_by=None, limit=1, cursor=None)
     name = first_page.entries[0].envelope["payload"]["name"]  # version 1: the registration
     org_id = services.views.learner_org(learner_id) or ""
     return render(request, "archive.html", learner_id=learner_id, name=name,

@@ -149,10 +149,15 @@ def test_history_shows_a_void_on_both_facts_and_as_of_shows_the_record_before_it
                        ("cadre-regs-2023", "centralized_hours", "120.00", "removed")]
     assert [e["amount"] for e in voiding.model_dump(mode="json")["effects"]] == [
         "-30.00", "-120.00"]
-    earlier = history(ledger, "L1", as_of=before_void)
+    earlier = history(ledger, "L1", known_at=before_void)
     assert len(earlier.entries) == 2 and earlier.entries[1].voided_by is None
     assert [e.status for e in earlier.entries[1].effects] == ["counted", "counted"]
     assert earlier.entries[1].hash == voided.hash
+    # The void happened in 2023: by the start of 2023 the class still counted.
+    happened = history(ledger, "L1", happened_by=datetime(2023, 1, 1, tzinfo=UTC))
+    assert [e.event_id for e in happened.entries] == [page.entries[0].event_id, target.event_id]
+    assert [e.status for e in happened.entries[1].effects] == ["counted", "counted"]
+    assert happened.note is None and happened.asked.known_at is None
 
 
 def test_history_pages_with_a_cursor(district):
