@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlsplit
 from domain.application import StudyLedger
 from infra.fault_injection import fault_point_from
 from infra.projector import Projector
+from infra.runner_lease import runner_lease
 from infra.settings import Settings, ensure_parent_dir, sqlite_path
 from infra.sql_connection import connection_options, ensure_schema
 from infra.store_errors import guard_event_store
@@ -69,4 +70,5 @@ def build_projector(settings: Settings, ledger: StudyLedger | None = None) -> Pr
     return Projector(ledger or build_ledger(settings), build_views(settings),
                      batch_size=settings.projection_batch_size,
                      retry_max_seconds=settings.projection_retry_max_seconds,
-                     fault_point=fault_point_from(settings.fault_kill_at))
+                     fault_point=fault_point_from(settings.fault_kill_at),
+                     lease=runner_lease(settings))

@@ -25,8 +25,9 @@ from domain.application import StudyLedger
 from domain.credits.lines import RecordedFact
 from domain.errors import StoreUnavailableError
 from infra.fault_injection import PROJECT_AFTER_BATCH_COMMIT
+from infra.runner_lease import LeaseHeldError, NoLease, RunnerLease
 from infra.store_errors import one_line
-from infra.view_store import ALL_ORGS, RunnerState, ViewBatch, ViewStore
+from infra.view_store import ALL_ORGS, RunnerState, ViewBatch, ViewsMovedError, ViewStore
 from projections.learner_views import LearnerRow, OrgRow, apply_org_fact, learner_views
 
 Progress = Callable[[int], None]
@@ -35,6 +36,8 @@ log = logging.getLogger("studyledger.projections")
 # While the store is down the runner tries again this often at most: a refused connection
 # costs nothing, and the views should resume within seconds of the database returning.
 STORE_RETRY_MAX_SECONDS = 2.0
+# How often a runner standing by asks whether the lease has become free.
+STANDBY_POLL_SECONDS = 1.0
 
 
 class _FactCache:
@@ -65,8 +68,9 @@ class Projector:
     # far less (measured on the demo: 2,000 -> 1.3k ev/s, 50,000 -> 10k ev/s).
     def __init__(self, ledger: StudyLedger, views: ViewStore, *, batch_size: int = 20_000,
                  cached_learners: int = 20_000, fault_point: FaultPoint = no_faults,
-                 retry_max_seconds: float = 30.0) -> None:
+                 retry_max_seconds: float = 30.0, lease: RunnerLease | None = None) -> None:
         self.ledger = ledger
+        self.lease = lease or NoLease()
         self.views = views
         self.batch_size = batch_size
         self.retry_max_seconds = retry_max_seconds
@@ -80,31 +84,40 @@ class Projector:
 
     def project_next(self, limit: int) -> int:
         """Apply the next batch of at most `limit` facts; returns how many it held."""
-        start = self.views.position() + 1
-        page = self.ledger.recorder.select_notifications(start=start, limit=limit)
+        after = self.views.position()
+        page = self.ledger.recorder.select_notifications(start=after + 1, limit=limit)
         if not page:
             return 0
-        self._apply(page)
+        self._apply(page, after)
         self.fault_point(PROJECT_AFTER_BATCH_COMMIT)
         return len(page)
 
     def run_once(self, progress: Progress | None = None) -> int:
         """Apply every recorded fact not yet projected; returns how many were applied."""
         applied = 0
-        while count := self.project_next(self.batch_size):
+        while True:
+            try:
+                count = self.project_next(self.batch_size)
+            except ViewsMovedError:
+                self.forget()  # another runner wrote meanwhile: go on from where it got to
+                continue
+            if not count:
+                return applied
             applied += count
             if progress is not None:
                 progress(count)
-        return applied
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.5,
                     progress: Progress | None = None) -> None:
         """Keep the views current until `stop`. A store that goes away is waited for; a
         fact that cannot be projected stalls the runner loudly (see _Runner)."""
         runner = _Runner(self, stop, progress)
-        while not stop.is_set():
-            if runner.step() == 0:
-                stop.wait(poll_seconds)
+        try:
+            while not stop.is_set():
+                if runner.step() == 0:
+                    stop.wait(poll_seconds)
+        finally:
+            self.lease.release()
 
     def forget(self) -> None:
         """Drop what the runner holds in memory, after a batch that did not commit."""
@@ -112,14 +125,20 @@ class Projector:
         self.orgs.clear()
 
     def replay(self, progress: Progress | None = None) -> int:
-        """Rebuild every view from position zero."""
-        self.views.reset()
-        self.forget()
-        applied = self.run_once(progress)
-        self.views.analyze()
+        """Rebuild every view from position zero; refused while another runner is active."""
+        if not self.lease.hold():
+            raise LeaseHeldError("another projection runner (serve or project) keeps this "
+                                 "store's views: stop it before a replay")
+        try:
+            self.views.reset()
+            self.forget()
+            applied = self.run_once(progress)
+            self.views.analyze()
+        finally:
+            self.lease.release()
         return applied
 
-    def _apply(self, page: Sequence[Notification]) -> None:
+    def _apply(self, page: Sequence[Notification], after: int) -> None:
         by_stream: dict[UUID, list[tuple[int, Any]]] = {}
         for notification in page:
             event: Any = self.ledger.mapper.to_domain_event(notification)
@@ -138,7 +157,7 @@ class Projector:
             learners.append(views.learner)
             balances.extend(views.balances)
         self.views.write(ViewBatch(page[-1].id, learners, balances, list(orgs.values()),
-                                   chains=self._org_chains(orgs)))
+                                   chains=self._org_chains(orgs), after=after))
 
     def _org_chains(self, batch_orgs: dict[str, OrgRow]) -> dict[str, list[str]]:
         """Every org's chain up the tree (itself first), ending with the all-orgs board."""
@@ -204,16 +223,26 @@ class _Runner:
                  progress: Progress | None) -> None:
         self.projector, self.stop, self.progress = projector, stop, progress
         self.limit = projector.batch_size
+        self.active: bool | None = None  # holds the lease; None: not asked yet
         self.store_wait = 0.0
         self.stalled_at: int | None = None
         self.stall_wait = 0.0
 
     def step(self) -> int | None:
-        """One batch; how many facts it applied, or None after a failure (waited out)."""
+        """One batch; how many facts it applied, or None after a failure or while standing
+        by (waited out)."""
         try:
+            if not self._holds_lease():
+                self.stop.wait(STANDBY_POLL_SECONDS)
+                return None
             applied = self.projector.project_next(self.limit)
             if applied and self.progress is not None:
                 self.progress(applied)
+        except ViewsMovedError as moved:
+            log.warning("another runner wrote the views meanwhile (%s); going on from there",
+                        moved)
+            self.projector.forget()
+            return None
         except StoreUnavailableError as exc:
             self.projector.forget()
             self._store_down(exc)
@@ -232,6 +261,18 @@ class _Runner:
                 self.stalled_at = None
                 self._record(RunnerState("running"))
         return applied
+
+    def _holds_lease(self) -> bool:
+        held = self.projector.lease.hold()
+        if held and not self.active:
+            self.projector.forget()  # whatever it held may be stale: another runner wrote
+            log.warning("projection runner active: holds the lease of this store's views, "
+                        "at position %d", self.projector.views.position())
+        elif not held and self.active is not False:
+            log.warning("another projection runner keeps this store's views; standing by "
+                        "to take over when it stops")
+        self.active = held
+        return held
 
     def _store_down(self, exc: Exception) -> None:
         if not self.store_wait:

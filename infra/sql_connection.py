@@ -40,7 +40,7 @@ def ensure_schema(settings: Settings) -> None:
     are made, so a fresh STUDYLEDGER_DATABASE_SCHEMA just works."""
     if settings.is_sqlite:
         return
-    with _pg_connect(settings) as conn:
+    with pg_connect(settings) as conn:
         _create_schema_if_missing(conn, settings.database_schema)
 
 
@@ -60,7 +60,7 @@ def _create_schema_if_missing(conn: psycopg.Connection[Any], schema: str) -> Non
             "STUDYLEDGER_DATABASE_SCHEMA to a schema that exists") from exc
 
 
-def _pg_connect(settings: Settings) -> psycopg.Connection[Any]:
+def pg_connect(settings: Settings) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(settings.database_url, autocommit=True,
                                **connection_options(settings))
@@ -95,7 +95,7 @@ class SqlConnection:
                                    check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             return conn
-        pg = _pg_connect(self.settings)
+        pg = pg_connect(self.settings)
         _create_schema_if_missing(pg, self.settings.database_schema)
         pg.execute(f'SET search_path TO "{self.settings.database_schema}"')
         return pg

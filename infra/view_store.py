@@ -79,6 +79,12 @@ class ViewBatch:
     orgs: list[OrgRow]
     # org -> the org, its ancestors and ALL_ORGS: the boards a member of that org is on
     chains: dict[str, list[str]] = field(default_factory=dict)
+    # The position the views stood at when the batch was read; None: not checked.
+    after: int | None = None
+
+
+class ViewsMovedError(Exception):
+    """The views are no longer where the batch was read from: another runner wrote them."""
 
 
 class ViewStore(SqlConnection):
@@ -101,6 +107,12 @@ class ViewStore(SqlConnection):
             cur.execute(statement)
         cur.execute(self.sql("INSERT INTO v_meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
                              "SET value = excluded.value"), ("views_version", VIEWS_VERSION))
+        self._track_from_zero(cur)
+
+    def _track_from_zero(self, cur: Any) -> None:
+        """A position row from the start, so that a batch can always lock it (see write)."""
+        cur.execute(self.sql("INSERT INTO v_tracking VALUES (?, 0) ON CONFLICT (projection) "
+                             "DO NOTHING"), (PROJECTION,))
 
     # -- writing ---------------------------------------------------------------------
 
@@ -112,6 +124,8 @@ class ViewStore(SqlConnection):
         """Apply one batch and move the position, atomically."""
         learner_ids = [row.learner_id for row in batch.learners]
         with self.transaction() as cur:
+            if batch.after is not None:
+                self._check_position(cur, batch.after)
             previous_orgs = self._current_orgs(cur, learner_ids)
             for table in ("v_balances", "v_members", "v_board", "v_learners"):
                 self._delete_learners(cur, table, learner_ids)
@@ -130,6 +144,18 @@ class ViewStore(SqlConnection):
             cur.execute(self.sql(
                 "INSERT INTO v_tracking VALUES (?, ?) ON CONFLICT (projection) DO UPDATE "
                 "SET position = excluded.position"), (PROJECTION, batch.position))
+
+    def _check_position(self, cur: Any, after: int) -> None:
+        """The fence behind the runner's lease: a batch is written only over the views it
+        was read from. The position row stays locked to the commit (SQLite's BEGIN
+        IMMEDIATE locks the whole file), so of two runners one waits and then refuses."""
+        lock = "" if self.is_sqlite else " FOR UPDATE"
+        cur.execute(self.sql(f"SELECT position FROM v_tracking WHERE projection = ?{lock}"),
+                    (PROJECTION,))
+        row = cur.fetchone()
+        current = int(row[0]) if row else 0
+        if current != after:
+            raise ViewsMovedError(f"views at position {current}, not {after} as when read")
 
     def _delete_learners(self, cur: Any, table: str, learner_ids: list[str]) -> None:
         if self.is_sqlite:
@@ -218,6 +244,7 @@ class ViewStore(SqlConnection):
         with self.transaction() as cur:
             for table in TABLES:
                 cur.execute(f"DELETE FROM {table}")
+            self._track_from_zero(cur)
 
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every view, ordered: for comparing a live run with a rebuild."""
