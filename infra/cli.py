@@ -160,6 +160,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
+    import logging
     import signal
     import threading
 
@@ -175,6 +176,8 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())  # finish the batch in hand, then exit
     serve_store_metrics(settings, views=True)
+    # The runner says when it stands by, takes over, waits for the store or stalls.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(f"projecting {display_url(settings.database_url)} (lag {projector.lag()}); "
           "Ctrl-C to stop", flush=True)
     projector.run_forever(stop, poll_seconds=args.poll,
@@ -188,11 +191,15 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from tqdm import tqdm
 
     from infra.bootstrap import build_projector
+    from infra.runner_lease import LeaseHeldError
 
     projector = build_projector(settings, open_ledger(settings))
     total = projector.ledger.recorder.max_notification_id() or 0
-    with tqdm(total=total, unit="ev", desc="replay", disable=None) as bar:
-        applied = projector.replay(progress=bar.update)
+    try:
+        with tqdm(total=total, unit="ev", desc="replay", disable=None) as bar:
+            applied = projector.replay(progress=bar.update)
+    except LeaseHeldError as exc:
+        raise CommandError(str(exc)) from exc
     print(f"rebuilt every view from {applied} facts; position {projector.views.position()}")
     return EXIT_OK
 

@@ -3,11 +3,16 @@ from, so two runners that both believe they hold the lease cannot write over eac
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from infra.bootstrap import build_ledger, build_projector
 from infra.projector import Projector
 from infra.runner_lease import LeaseHeldError
+from infra.settings import Settings
 from infra.view_store import ViewsMovedError, ViewStore
 from tests.e2e.conftest import NOW, district_facts
 from tests.integration.test_projection_stall import sessions
@@ -45,3 +50,17 @@ def test_a_replay_is_refused_while_another_runner_holds_the_views(store_settings
     for projector in (active, other):
         projector.views.close()
         projector.ledger.close()
+
+
+def test_the_replay_command_says_why_it_is_refused(tmp_path):
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'replay.db'}")
+    active = build_projector(settings)
+    assert active.lease.hold()
+    refused = subprocess.run([sys.executable, "-m", "infra.cli", "replay"], capture_output=True,
+                             text=True, timeout=120, env=os.environ | {
+                                 "STUDYLEDGER_DATABASE_URL": settings.database_url})
+    assert refused.returncode == 2, refused.stderr
+    assert "another projection runner" in refused.stderr and "Traceback" not in refused.stderr
+    active.lease.release()
+    active.views.close()
+    active.ledger.close()
