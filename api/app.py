@@ -15,6 +15,7 @@ from .routers import (
     docs,
     events,
     health,
+    home_pages,
     learners,
     metrics,
     orgs,
@@ -59,8 +60,8 @@ def create_app(services: Services) -> FastAPI:
     # Outermost of ours: it times the body limit's refusals too.
     app.add_middleware(RequestTelemetryMiddleware, telemetry=services.telemetry,
                        audit=services.read_audit)
-    for module in (events, learners, certificates, boards, orgs, health, pages, metrics,
-                   audit, docs):
+    for module in (events, learners, certificates, boards, orgs, health, pages, home_pages,
+                   metrics, audit, docs):
         app.include_router(module.router)
     app.state.html_errors = pages.render_error
     _document_body_errors(app)

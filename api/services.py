@@ -58,6 +58,12 @@ class ReadViews(Protocol):
 
     def org_statistics(self, org: str, policy: str, year: int) -> dict[str, Any]: ...
 
+    def find_learners(self, org: str, text: str, limit: int) -> list[tuple[str, str, str]]:
+        """(learner_id, name, org_id) under `org` whose id is `text` or whose name holds it."""
+
+    def stored_periods(self, policy: str) -> list[str]:
+        """The periods the views hold any learner's balance for, under `policy`."""
+
     def history(self, learner_id: str, *, known_at: datetime | None,
                 happened_by: datetime | None, limit: int, cursor: str | None) -> TrailPage:
         """Cursors sealed as the board's, bound to this learner."""

@@ -7,6 +7,7 @@ The server answers from several threads; each thread gets its own database conne
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from datetime import datetime
@@ -134,6 +135,22 @@ class ApiReadViews:
 
     def org_statistics(self, org: str, policy: str, year: int) -> dict[str, Any]:
         return org_statistics(self._queries.views, org, policy, year)
+
+    def find_learners(self, org: str, text: str, limit: int) -> list[tuple[str, str, str]]:
+        # LIKE's wildcards in a name someone types are plain characters.
+        pattern = "%" + re.sub(r"([!%_])", r"!\1", text) + "%"
+        rows = self._query(
+            "WITH RECURSIVE subtree(org_id) AS (SELECT org_id FROM v_orgs WHERE org_id = ? "
+            "UNION ALL SELECT o.org_id FROM v_orgs o JOIN subtree s ON o.parent_id = s.org_id) "
+            "SELECT l.learner_id, l.name, l.org_id FROM v_learners l "
+            "JOIN subtree s ON l.org_id = s.org_id "
+            "WHERE UPPER(l.learner_id) = UPPER(?) OR l.name LIKE ? ESCAPE '!' "
+            "ORDER BY l.learner_id LIMIT ?", (org, text, pattern, limit))
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def stored_periods(self, policy: str) -> list[str]:
+        return [str(r[0]) for r in self._query(
+            "SELECT DISTINCT period FROM v_balances WHERE policy = ?", (policy,))]
 
     def history(self, learner_id: str, *, known_at: datetime | None,
                 happened_by: datetime | None, limit: int, cursor: str | None) -> TrailPage:

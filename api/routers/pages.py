@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from domain.credits.balance import BalanceAnswer, parse_period
-from domain.policy.pack import DEFAULT_PACK, load_pack
+from domain.policy.pack import DEFAULT_PACK, SHIPPED_PACKS, PolicyPack, load_pack
 from projections.certificate import CERTIFICATE_PACK, issued_today
 from projections.ranking_board import mask_name, published_orgs
 
@@ -61,7 +61,8 @@ def _context(request: Request, **values: Any) -> dict[str, Any]:
     other = "en" if lang == "zh" else "zh"
     params = dict(request.query_params) | {"lang": other}
     return {"lang": lang, "t": translator(lang), "event_word": lambda k: event_word(k, lang),
-            "switch_url": f"{request.url.path}?{urlencode(params)}", **values}
+            "switch_url": f"{request.url.path}?{urlencode(params)}",
+            "signed_in": bool(request.cookies.get(KEY_COOKIE)), **values}
 
 
 def render(request: Request, template: str, http_status: int = 200,
@@ -132,20 +133,27 @@ def _picker(services: Services, org: str) -> list[tuple[str, str, int]]:
     return out
 
 
+def cycle_choices(pack: PolicyPack, this_year: int) -> list[str]:
+    """Every cycle of the pack from its first up to the one running now, newest first."""
+    first, _ = pack.cycle_of(this_year)
+    starts = range(first, pack.first_cycle_start - 1, -pack.cycle_years)
+    return [f"{start}-{start + pack.cycle_years - 1}" for start in starts]
+
+
+def period_choices(pack: PolicyPack, this_year: int) -> list[str]:
+    """The cycles, each followed by its years: what the compliance list can be asked for."""
+    out = []
+    for cycle in cycle_choices(pack, this_year):
+        first, last = (int(part) for part in cycle.split("-"))
+        out += [cycle, *(str(y) for y in range(min(last, this_year), first - 1, -1))]
+    return out
+
+
 def _requirement_line(policy: str, t: dict[str, str]) -> str:
     pack = load_pack(policy)
     parts = [f"{t.get(r.name, r.name)} ≥ {r.minimum}" for r in pack.requirements
              if r.per == "cycle"]
     return "; ".join(parts) or "—"
-
-
-@router.get("/", response_class=HTMLResponse)
-async def home(request: Request, services: ServicesDep) -> Response:
-    pack = load_pack(DEFAULT_PACK)
-    first, last = pack.cycle_of(services.clock().year)
-    public = [o for o, _, _, published in services.views.org_table() if published]
-    query = urlencode({"org": public[0]} if public else {})
-    return RedirectResponse(f"/boards/{pack.id}/{first}-{last}?{query}", status_code=303)
 
 
 @router.get("/boards/{policy}/{period}", response_class=HTMLResponse)
@@ -156,10 +164,12 @@ def board_page(request: Request, services: ServicesDep, policy: str, period: str
                                   anonymous=True)
     names = _org_names(services)
     t = translator(pick_lang(request.query_params.get("lang")))
+    cycles = cycle_choices(load_pack(policy), services.clock().year)
     return render(request, "board.html", entries=answer.entries, next_cursor=answer.next_cursor,
                   cursor=cursor, org=org, org_name=names.get(org, org), org_names=names,
                   period=period, requirement_line=_requirement_line(policy, t),
-                  subtree=_picker(services, org))
+                  subtree=_picker(services, org), policy=policy, policies=SHIPPED_PACKS,
+                  cycles=cycles if period in cycles else [period, *cycles])
 
 
 def _chart(years: list[tuple[int, BalanceAnswer]]) -> dict[str, Any]:
@@ -287,11 +297,38 @@ def _compliance_rows(services: Services, reader: Principal, org_id: str, policy:
     return report, rows
 
 
+COMPLIANCE_PAGE_SIZE = 50
+
+
+def _subtree_orgs(services: Services, org_id: str) -> list[tuple[str, str, int]]:
+    """(org_id, name, depth) of `org_id` and every unit below it, depth-first."""
+    table = services.views.org_table()
+    names = {o: name for o, name, _, _ in table}
+    children: dict[str | None, list[str]] = {}
+    for o, _, parent, _ in table:
+        children.setdefault(parent, []).append(o)
+    out: list[tuple[str, str, int]] = []
+
+    def walk(org: str, depth: int) -> None:
+        out.append((org, names.get(org, org), depth))
+        for child in sorted(children.get(org, [])):
+            walk(child, depth + 1)
+
+    walk(org_id, 0)
+    return out
+
+
 @router.get("/orgs/{org_id}/compliance", response_class=HTMLResponse)
 def compliance_page(request: Request, services: ServicesDep, reader: PageReader, org_id: str,
                     period: str, policy: str = DEFAULT_PACK, sort: str = "total_shortfall",
-                    desc: bool = False) -> Response:
-    report, rows = _compliance_rows(services, reader, org_id, policy, period)
+                    desc: bool = False, unit: str = "", page: int = 1) -> Response:
+    check_org_readable(services, reader, org_id)
+    units = _subtree_orgs(services, org_id)
+    if unit and unit not in {o for o, _, _ in units}:
+        raise ApiError(422, "invalid_request",
+                       f"unit {unit} is not {org_id} or a unit below it")
+    # A unit narrows the whole report (its count and rate too), not only the rows shown.
+    report, rows = _compliance_rows(services, reader, unit or org_id, policy, period)
     sort = sort if sort in COLUMNS else "total_shortfall"
 
     def key(row: dict[str, Any]) -> Any:
@@ -302,12 +339,30 @@ def compliance_page(request: Request, services: ServicesDep, reader: PageReader,
         return row[sort]
 
     rows.sort(key=key, reverse=desc)
+    pages = max(1, -(-len(rows) // COMPLIANCE_PAGE_SIZE))
+    page = min(max(1, page), pages)
+    shown = rows[(page - 1) * COMPLIANCE_PAGE_SIZE: page * COMPLIANCE_PAGE_SIZE]
+    in_scope = int(report["learners_in_scope"])
+    share = (Decimal(in_scope - len(rows)) * 100 / in_scope).quantize(Decimal("0.1")) \
+        if in_scope else None
+    params = {"policy": report["policy"]["id"], "period": report["period"], "unit": unit,
+              "sort": sort, "desc": "1" if desc else "", "page": str(page),
+              "lang": pick_lang(request.query_params.get("lang"))}
+
+    def here(**changes: Any) -> str:
+        """This list's URL with some parameters changed; empty ones left out."""
+        merged = {k: v for k, v in (params | changes).items() if v not in ("", None)}
+        return f"/orgs/{org_id}/compliance?{urlencode(merged)}"
+
     t = translator(pick_lang(request.query_params.get("lang")))
     names = _org_names(services)
-    return render(request, "compliance.html", report=report, rows=rows, sort=sort,
-                  policy_title=load_pack(report["policy"]["id"]).title,
-                  descending=desc, org_name=names.get(org_id, org_id), org_names=names,
-                  columns=[(k, t[v]) for k, v in HEADERS])
+    return render(request, "compliance.html", report=report, rows=shown, short_count=len(rows),
+                  sort=sort, policy_title=load_pack(report["policy"]["id"]).title,
+                  descending=desc, org_id=org_id, org_name=names.get(org_id, org_id),
+                  org_names=names, columns=[(k, t[v]) for k, v in HEADERS], here=here,
+                  page=page, pages=pages, share=share, unit=unit, units=units,
+                  policies=SHIPPED_PACKS,
+                  periods=period_choices(load_pack(policy), services.clock().year))
 
 
 CSV_HEADERS = ("learner", "name", "unit", "requirements", "year", "required_amount", "actual",

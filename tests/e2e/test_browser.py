@@ -128,6 +128,7 @@ def test_every_page_reads_well_on_a_desktop_and_a_phone(api, district, browser, 
     certificate_url = browser.current_url
     for name, path in (("board", BOARD), ("archive", "/learners/L1/archive"),
                        ("compliance", "/orgs/R/compliance?period=2023"),
+                       ("home", "/"), ("search", "/learners?q=%E6%98%8E"),
                        ("docs", "/docs")):
         check_page(browser, base + path, name, shots)
     check_page(browser, certificate_url, "certificate", shots)
