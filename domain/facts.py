@@ -173,6 +173,10 @@ class StudySessionRecordedPayload(Payload):
     required: bool
     minutes: Minutes
     progress: Share
+    # The course's name as the platform shows it, for certificates. Optional and left out
+    # of the canonical form when absent, so facts sent without it (every fact recorded
+    # before it existed) keep their content digest and hash: no new event version needed.
+    course_title: Text | None = None
 
 
 class TrainingAttendedPayload(Payload):
@@ -408,6 +412,18 @@ class IncomingFact:
         return self.envelope.type
 
 
+# Optional payload fields added after facts were first recorded: absent means not sent.
+_ADDED_OPTIONAL_FIELDS = frozenset({"course_title"})
+
+
+def _canonical_payload(payload: Payload) -> dict[str, Any]:
+    dumped: dict[str, Any] = payload.model_dump(mode="json")
+    for name in _ADDED_OPTIONAL_FIELDS & dumped.keys():
+        if dumped[name] is None:
+            del dumped[name]
+    return dumped
+
+
 def prepare(envelope: LearnerFact | OrgFact) -> IncomingFact:
     """Compute a validated envelope's event id, canonical dict and content digest."""
     canonical = {
@@ -417,7 +433,7 @@ def prepare(envelope: LearnerFact | OrgFact) -> IncomingFact:
         "learner_id": envelope.learner_id,
         "occurred_at": canonical_time(envelope.occurred_at),
         "actor": envelope.actor,
-        "payload": envelope.payload.model_dump(mode="json"),
+        "payload": _canonical_payload(envelope.payload),
     }
     canonical_text = canonical_json(canonical)
     return IncomingFact(

@@ -33,7 +33,7 @@ CERTIFICATE_PACK = "cadre-regs-2023"
 class CertificateItem(BaseModel):
     kind: Literal["class", "course"]
     event_id: UUID
-    title: str  # the program or course id the platform reported
+    title: str  # the course title the platform sent, else the program or course id
     detail: str  # class kind, or required / elective
     on: date
     hours: Amount
@@ -87,7 +87,8 @@ def _item(fact: RecordedFact, hours: Decimal, zone: ZoneInfo) -> CertificateItem
         return CertificateItem(kind="class", event_id=fact.event_id, title=payload["program_id"],
                                detail=payload["kind"], on=on, hours=hours, required=False)
     required = bool(payload.get("required"))
-    return CertificateItem(kind="course", event_id=fact.event_id, title=payload["course_id"],
+    title = payload.get("course_title") or payload["course_id"]  # the title when sent
+    return CertificateItem(kind="course", event_id=fact.event_id, title=title,
                            detail="required" if required else "elective", on=on, hours=hours,
                            required=required)
 
