@@ -370,14 +370,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keys", help="API keys: create (prints the key alone), list, revoke")
     keys_sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     k = keys_sub.add_parser("create", help="make a key; prints it alone on stdout")
-    k.add_argument("--role", required=True, choices=["platform", "reviewer", "admin", "auditor"])
+    k.add_argument("--role", required=True, choices=["platform", "reviewer", "admin", "auditor"],
+                   help="what the key may do (README: HTTP API, roles)")
     k.add_argument("--org", required=True, help="the org whose subtree the key covers")
     k.add_argument("--source", help="platform keys: the source their facts carry")
     k.set_defaults(func=cmd_keys)
     k = keys_sub.add_parser("list", help="every key (never the secret)")
     k.set_defaults(func=cmd_keys)
     k = keys_sub.add_parser("revoke", help="revoke a key by its id")
-    k.add_argument("key_id")
+    k.add_argument("key_id", help="the id `keys list` shows (never the secret)")
     k.set_defaults(func=cmd_keys)
 
     p = sub.add_parser("consume", help="Kafka studyledger.events -> the store; bad messages "
@@ -390,13 +391,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("relay", help="publish every recorded fact to studyledger.recorded")
     p.add_argument("--once", action="store_true", help="stop when caught up")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between polls when idle")
-    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=1000,
+                   help="facts per publish batch; the position is stored after each")
     p.set_defaults(func=cmd_relay)
 
     p = sub.add_parser("topics", help="Kafka topics: `topics create` makes the three topics")
-    p.add_argument("action", choices=["create"])
-    p.add_argument("--partitions", type=int, default=6)
-    p.add_argument("--replication-factor", type=int, default=1)
+    p.add_argument("action", choices=["create"], help="create the three topics")
+    p.add_argument("--partitions", type=int, default=6,
+                   help="partitions per topic (default 6); learners spread over them")
+    p.add_argument("--replication-factor", type=int, default=1,
+                   help="copies of each partition (default 1; 3 on a production cluster)")
     p.set_defaults(func=cmd_topics)
 
     add_parking_commands(sub)
@@ -410,8 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("balance", help="a learner's credit balance for a cycle or a year")
-    p.add_argument("learner_id")
-    p.add_argument("--policy", default=DEFAULT_PACK, choices=SHIPPED_PACKS)
+    p.add_argument("learner_id", help="the learner, e.g. L000042")
+    p.add_argument("--policy", default=DEFAULT_PACK, choices=SHIPPED_PACKS,
+                   help="policy pack (default %(default)s)")
     p.add_argument("--period", required=True, help="a cycle (2021-2025) or a year (2023)")
     p.add_argument("--as-of", help="only facts recorded by this time (ISO 8601 with zone)")
     p.add_argument("--json", action="store_true", help="the balance answer as JSON")
@@ -419,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="recompute hash chains; name the first broken link")
     p.add_argument("learner_id", nargs="?", help="one learner (default: every stream)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON report on stdout")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("project", help="keep the read views current (polls the log)")
@@ -431,62 +436,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("board", help="a ranking board (run `project` first)")
-    p.add_argument("policy", choices=SHIPPED_PACKS)
+    p.add_argument("policy", choices=SHIPPED_PACKS, help="policy pack")
     p.add_argument("period", help="a cycle, e.g. 2021-2025")
     p.add_argument("--org", help="the org whose subtree is ranked (default: every org)")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=int, default=50, help="entries per page (default 50)")
     p.add_argument("--cursor", help="next_cursor of the previous page")
     p.add_argument("--anonymous", action="store_true", help="as the public sees it")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the board answer as JSON")
     p.set_defaults(func=cmd_board)
 
     p = sub.add_parser("rank", help="one learner's rank and score on a board")
-    p.add_argument("policy", choices=SHIPPED_PACKS)
-    p.add_argument("period")
-    p.add_argument("learner_id")
-    p.add_argument("--org")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("policy", choices=SHIPPED_PACKS, help="policy pack")
+    p.add_argument("period", help="a cycle, e.g. 2021-2025")
+    p.add_argument("learner_id", help="the learner, e.g. L000042")
+    p.add_argument("--org", help="rank within this org's subtree (default: every org)")
+    p.add_argument("--json", action="store_true", help="the answer as JSON")
     p.set_defaults(func=cmd_rank)
 
     p = sub.add_parser("compliance", help="learners of an org subtree short of a requirement")
-    p.add_argument("org")
-    p.add_argument("--policy", default=DEFAULT_PACK, choices=SHIPPED_PACKS)
-    p.add_argument("--period", required=True)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("org", help="the org whose subtree is checked")
+    p.add_argument("--policy", default=DEFAULT_PACK, choices=SHIPPED_PACKS,
+                   help="policy pack (default %(default)s)")
+    p.add_argument("--period", required=True, help="a cycle (2021-2025) or a year (2023)")
+    p.add_argument("--json", action="store_true", help="the answer as JSON")
     p.set_defaults(func=cmd_compliance)
 
     p = sub.add_parser("stats", help="an org subtree's statistics for a year (JSON)")
-    p.add_argument("org")
-    p.add_argument("--policy", default=DEFAULT_PACK, choices=SHIPPED_PACKS)
-    p.add_argument("--year", type=int, required=True)
+    p.add_argument("org", help="the org whose subtree is counted")
+    p.add_argument("--policy", default=DEFAULT_PACK, choices=SHIPPED_PACKS,
+                   help="policy pack (default %(default)s)")
+    p.add_argument("--year", type=int, required=True, help="the calendar year, e.g. 2024")
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("history", help="a learner's audit trail with each fact's credit effect")
-    p.add_argument("learner_id")
+    p.add_argument("learner_id", help="the learner, e.g. L000042")
     p.add_argument("--known-at", help="as known at this time: facts recorded by then "
                    "(ISO 8601 with zone, or a date: midnight Asia/Shanghai)")
     p.add_argument("--happened-by", help="as happened by this time: facts that occurred by "
                    "then, as the record knows them now (ISO 8601 with zone, or a date)")
     p.add_argument("--as-of", help="the same as --known-at (older name)")
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--limit", type=int, default=100, help="facts per page (default 100)")
     p.add_argument("--cursor", help="next_cursor of the previous page")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the audit trail as JSON")
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("demo", help="generate a seeded sample district and ingest it")
-    p.add_argument("--out", default="var/demo.jsonl")
-    p.add_argument("--seed", type=int, default=20210104)
-    p.add_argument("--learners", type=int, default=500)
+    p.add_argument("--out", default="var/demo.jsonl", help="where to write the JSONL file "
+                   "(default %(default)s)")
+    p.add_argument("--seed", type=int, default=20210104,
+                   help="the same seed writes the same file, byte for byte")
+    p.add_argument("--learners", type=int, default=500, help="cadres (default 500)")
     p.add_argument("--no-ingest", action="store_true", help="only write the file")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bench", help="measure ingest (vs raw INSERT) or views (replay, reads)")
     p.add_argument("what", nargs="?", choices=["ingest", "views", "api", "kafka"],
-                   default="ingest")
+                   default="ingest", help="what to measure (default ingest)")
     p.add_argument("--postgres-url", help="PostgreSQL to measure (default: "
                    "STUDYLEDGER_TEST_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/test)")
-    p.add_argument("--sqlite-only", action="store_true")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
+    p.add_argument("--repeats", type=int, default=3, help="ingest: runs per store (median)")
     p.add_argument("--learners", type=int,
                    help="ingest: 500; views: 200000; api: 2000; kafka: 10000 (5 facts each)")
     p.add_argument("--runs", type=int, default=1000, help="views: queries timed per measure")

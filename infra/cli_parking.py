@@ -102,7 +102,8 @@ def add_parking_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_parked)
     p = sub.add_parser("dead-letters", help="parked facts given up on: list, or redrive "
                        "(send them again once the cause is fixed; idempotent)")
-    p.add_argument("action", choices=["list", "redrive"])
+    p.add_argument("action", choices=["list", "redrive"],
+                   help="list what was given up on, or send it again")
     p.add_argument("--all", action="store_true", help="list: resolved ones too")
     p.add_argument("--limit", type=int, default=100, help="list: at most this many")
     p.add_argument("--json", action="store_true", help="list: one JSON array")

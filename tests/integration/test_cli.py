@@ -143,3 +143,23 @@ def test_unsupported_database_url_is_refused_clearly(tmp_path):
 def test_missing_file_is_one_clear_line(tmp_path):
     result = run(tmp_path, "ingest", str(tmp_path / "nope.jsonl"))
     assert (result.returncode, "no such file" in result.stderr) == (2, True)
+
+
+def test_every_command_option_and_argument_says_what_it_is_for():
+    import argparse
+
+    from infra.cli import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    walk(child, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction | argparse._VersionAction) and (
+                    not action.help):
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "studyledger")
+    assert missing == []
