@@ -1,1 +1,1 @@
-"""The HTTP API (issue 4)."""
+"""The HTTP API: ingestion, queries, pages; given its services by infra/serve.py."""

@@ -1,1 +1,1 @@
-"""Kafka ingestion, dead letters and the outbound relay (issue 5)."""
+"""Kafka ingestion, dead letters, redrive and the outbound relay, against small ports."""

@@ -1,1 +1,1 @@
-"""Read models (issue 3): balances, boards, audit trails, built from the notification log."""
+"""Read models: balances, boards, audit trails, built from the notification log."""
