@@ -11,7 +11,7 @@ import pytest
 from tests.e2e.conftest import STORES, fresh_store
 from tests.e2e.fuzz import fuzz, seed_demo, serving
 
-EXAMPLES = 50  # per operation and phase
+EXAMPLES = 25  # per operation and phase; `make fuzz` runs hundreds
 
 
 @pytest.fixture(scope="module", params=STORES)
