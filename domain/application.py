@@ -104,10 +104,16 @@ class StudyLedger(Application[UUID]):
         """
         # The thread lock first, so a process holds at most one cross-process writer lock.
         with self._write_lock, self.fact_index.exclusive_writer():
-            self._expire_parked(now)
+            # One look at the parking table per batch: the common case has nothing parked,
+            # and then neither expiry nor the parked-fact lookups run. The writer lock keeps
+            # the answer true for the whole batch.
+            any_parked = self.parking_index.parked_count() > 0
+            if any_parked:
+                self.parking_index.expire_parked(now - self.park_timeout, now)
             for attempt in range(MAX_SAVE_ATTEMPTS):
                 try:
-                    return BatchWriter(self, facts, now, channel, within_org, origins).write()
+                    return BatchWriter(self, facts, now, channel, within_org, origins,
+                                       any_parked=any_parked).write()
                 except IntegrityError:
                     # Another writer got there first (same aggregate version or same fact
                     # key). Everything is re-read on the next attempt.

@@ -92,6 +92,7 @@ class BatchWriter:
     def __init__(
         self, app: StudyLedger, facts: Sequence[IncomingFact], now: datetime, channel: str,
         within_org: str | None = None, origins: Sequence[str | None] | None = None,
+        *, any_parked: bool = True,
     ) -> None:
         self.app = app
         self.facts = facts
@@ -99,6 +100,7 @@ class BatchWriter:
         self.channel = channel
         self.within_org = within_org
         self.origins = origins or [None] * len(facts)
+        self.any_parked = any_parked  # False: the store holds no parked fact to look up
         self.touched: dict[UUID, ChainedAggregate | None] = {}
         self.results: list[RecordResult | None] = [None] * len(facts)
         self.accepted: dict[UUID, IncomingFact] = {}
@@ -121,7 +123,7 @@ class BatchWriter:
         index = self.app.fact_index
         ids = [f.event_id for f in self.facts]
         known = index.find_fact_keys(ids)
-        any_parked = self.app.parking_index.parked_count() > 0
+        any_parked = self.any_parked
         parked_before = self.app.parking_index.find_parked(ids) if any_parked else {}
         for i, incoming in enumerate(self.facts):
             self._first_pass(i, incoming, known, parked_before)
