@@ -8,9 +8,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -78,7 +80,19 @@ def start_api(settings: Settings) -> Iterator[RunningApi]:
     revoked = store.create("auditor", "A")
     store.revoke(revoked.split("_")[1])
     keys["revoked"] = revoked
-    projections = ProjectionThread(settings, poll_seconds=0.05).start()
+    try:
+        with serving(settings, services, poll_seconds=0.05) as base_url:
+            yield RunningApi(base_url, keys, settings, services)
+    finally:
+        store.close()
+
+
+@contextmanager
+def serving(settings: Settings, services: Any = None, poll_seconds: float = 0.1
+            ) -> Iterator[str]:
+    """The API under uvicorn on a free loopback port, views kept current; yields its URL."""
+    services = services or build_services(settings)
+    projections = ProjectionThread(settings, poll_seconds=poll_seconds).start()
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=port,
                                            log_level="warning", access_log=False))
@@ -86,15 +100,16 @@ def start_api(settings: Settings) -> Iterator[RunningApi]:
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started:
-        assert time.monotonic() < deadline, "the API server did not start"
+        if time.monotonic() > deadline:
+            raise RuntimeError("the API server did not start")
         time.sleep(0.02)
     try:
-        yield RunningApi(f"http://127.0.0.1:{port}", keys, settings, services)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         projections.close()
-        store.close()
+        services.ledger.close()
 
 
 STORES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]

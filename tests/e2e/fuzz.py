@@ -17,23 +17,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import uvicorn
-
-from api.app import create_app
 from infra.bootstrap import build_projector
 from infra.demo import write_demo
 from infra.ingest import ingest_file
 from infra.key_store import KeyStore
-from infra.serve import ProjectionThread, build_services
+from infra.serve import build_services
 from infra.settings import Settings
-from tests.e2e.conftest import _free_port
+from tests.e2e.conftest import serving
 
 CHECKS = ("not_a_server_error", "response_schema_conformance", "status_code_conformance",
           "content_type_conformance")
@@ -77,30 +71,6 @@ def seed_demo(settings: Settings, learners: int, workdir: Path) -> str:
         return keys.create("auditor", DEMO_ORG)
     finally:
         keys.close()
-
-
-@contextmanager
-def serving(settings: Settings) -> Iterator[str]:
-    """The API under uvicorn on a free loopback port, views kept current; yields its URL."""
-    services = build_services(settings)
-    projections = ProjectionThread(settings, poll_seconds=0.1).start()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=port,
-                                           log_level="error", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        projections.close()
-        services.ledger.close()
 
 
 def schemathesis_command() -> str:
