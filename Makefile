@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser run test check unit bench fuzz clean
+.PHONY: install browser run test check unit bench fuzz conformance clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ FUZZ_EXAMPLES ?= 100
 FUZZ_SEED ?= 42
 fuzz: install
 	$(BIN)/python -m tests.e2e.fuzz --examples $(FUZZ_EXAMPLES) --seed $(FUZZ_SEED)
+
+# The ADL xAPI 2.0 conformance suite against a fresh LRS (empty SQLite store, free port, an
+# lrs key); needs node and npm. XAPI_SUITE_STEP=1|2|3 and the runner's other options apply.
+# XAPI_SUITE_RUNNER=PATH runs another copy (default: ../shared/xapi/run-suite.sh).
+conformance: install
+	$(BIN)/python -m infra.xapi.conformance
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,1 +1,1 @@
-"""The HTTP API: ingestion, queries, pages; given its services by infra/serve.py."""
+"""The HTTP API: ingestion, queries, pages, the xAPI LRS; built by infra/bootstrap.py."""

@@ -12,6 +12,7 @@ from .routers import (
     audit,
     boards,
     certificates,
+    compliance_pages,
     docs,
     events,
     health,
@@ -23,6 +24,8 @@ from .routers import (
 )
 from .services import Services
 from .telemetry import RequestTelemetryMiddleware
+from .xapi import documents as xapi_documents
+from .xapi import statements as xapi_statements
 
 DESCRIPTION = """\
 StudyLedger: an event-sourced learning record system for cadre education and training.
@@ -60,8 +63,9 @@ def create_app(services: Services) -> FastAPI:
     # Outermost of ours: it times the body limit's refusals too.
     app.add_middleware(RequestTelemetryMiddleware, telemetry=services.telemetry,
                        audit=services.read_audit)
-    for module in (events, learners, certificates, boards, orgs, health, pages, home_pages,
-                   metrics, audit, docs):
+    for module in (events, learners, certificates, boards, orgs, health, pages,
+                   compliance_pages, home_pages, metrics, audit, docs, xapi_statements,
+                   xapi_documents):
         app.include_router(module.router)
     app.state.html_errors = pages.render_error
     _document_body_errors(app)

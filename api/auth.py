@@ -1,47 +1,25 @@
-"""API keys, roles and org scopes: who may post which facts and read what.
-
-| role     | may post                                         | may read (own subtree)        |
-|----------|--------------------------------------------------|-------------------------------|
-| platform | learner facts under its own source, except       | public boards only            |
-|          | reviews, voids and adjustments                   |                               |
-| reviewer | assignment and declaration reviews               | public boards only            |
-| admin    | adjustments, voids, org facts, the board opt-in  | everything                    |
-| auditor  | nothing                                          | everything, verify            |
-| (none)   | nothing                                          | public boards, masked         |
-
-The subtree of a write is checked by the application against the state the fact applies
-to (`record_facts(within_org=...)`); reads are checked against the read views.
-"""
+"""API keys as the HTTP API sees them: the key lookup it is given, and the refusal of a fact
+a key's role may not post. The roles and what each may do are decided in domain.access."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
+from domain.access import (
+    ADMIN_TYPES,
+    READER_ROLES,
+    REVIEW_TYPES,
+    ROLES,
+    Principal,
+    Role,
+    refusal_to_post,
+)
 from domain.facts import IncomingFact
 
 from .errors import ApiError, forbidden
 
-Role = Literal["platform", "reviewer", "admin", "auditor"]
-ROLES: tuple[Role, ...] = ("platform", "reviewer", "admin", "auditor")
-READER_ROLES = frozenset({"admin", "auditor"})
-
-REVIEW_TYPES = frozenset({"assignment.reviewed", "declaration.reviewed"})
-ADMIN_TYPES = frozenset({"credits.adjusted", "record.voided", "org.registered",
-                         "org.board_published"})
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The holder of a valid API key."""
-
-    key_id: str
-    role: Role
-    org_id: str
-    source: str | None = None
-
-    def describe(self) -> str:
-        return f"{self.role} key {self.key_id} (org {self.org_id})"
+__all__ = ["ADMIN_TYPES", "READER_ROLES", "REVIEW_TYPES", "ROLES", "KeyLookup", "Principal",
+           "Role", "may_post"]
 
 
 class KeyLookup(Protocol):
@@ -54,23 +32,6 @@ class KeyLookup(Protocol):
 
 
 def may_post(principal: Principal, incoming: IncomingFact) -> ApiError | None:
-    """Why this key may not post this fact, or None when its role allows it."""
-    fact_type = incoming.type
-    if principal.role == "platform":
-        if fact_type in REVIEW_TYPES or fact_type in ADMIN_TYPES:
-            return forbidden(f"a platform key may not post {fact_type}; reviews need a "
-                             "reviewer key, voids, adjustments and org facts an admin key")
-        if incoming.envelope.source != principal.source:
-            return forbidden(f"this platform key posts only under source {principal.source!r}, "
-                             f"not {incoming.envelope.source!r}")
-        return None
-    if principal.role == "reviewer":
-        if fact_type not in REVIEW_TYPES:
-            return forbidden(f"a reviewer key posts only reviews, not {fact_type}")
-        return None
-    if principal.role == "admin":
-        if fact_type not in ADMIN_TYPES:
-            return forbidden(f"an admin key posts adjustments, voids and org facts, not "
-                             f"{fact_type}; learning facts come from platform keys")
-        return None
-    return forbidden(f"an {principal.role} key may not post facts")
+    """Why this key may not post this fact (403), or None when its role allows it."""
+    refusal = refusal_to_post(principal, incoming)
+    return None if refusal is None else forbidden(refusal)

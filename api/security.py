@@ -13,6 +13,26 @@ from .auth import READER_ROLES, Principal
 from .errors import forbidden, unauthorized
 from .services import Services, ServicesDep
 
+# The pages' sign-in keeps the key in this cookie (HttpOnly, SameSite=Strict).
+KEY_COOKIE = "studyledger_key"
+
+
+async def principal_of(services: Services, secret: str) -> Principal | None:
+    """The holder of a key, or None when it is unknown or revoked."""
+    known, principal = services.keys.cached_principal(secret)
+    if not known:
+        # Asking the store may wait (up to the store timeout when it is down): in the thread
+        # pool, so that it holds up this request only, not every request on the event loop.
+        principal = await run_in_threadpool(services.keys.principal_for, secret)
+    return principal
+
+
+def page_secret(request: Request) -> str:
+    """The key a page request carries: a Bearer header, else the sign-in cookie; "" if none."""
+    header = request.headers.get("authorization", "")
+    secret = header.partition(" ")[2].strip() if header.lower().startswith("bearer ") else ""
+    return secret or request.cookies.get(KEY_COOKIE, "")
+
 
 async def current_principal(request: Request, services: ServicesDep) -> Principal | None:
     """The key's holder; None for an anonymous caller. A bad key is refused, never ignored."""
@@ -22,11 +42,7 @@ async def current_principal(request: Request, services: ServicesDep) -> Principa
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise unauthorized("the Authorization header must be 'Bearer <api key>'")
-    known, principal = services.keys.cached_principal(secret.strip())
-    if not known:
-        # Asking the store may wait (up to the store timeout when it is down): in the thread
-        # pool, so that it holds up this request only, not every request on the event loop.
-        principal = await run_in_threadpool(services.keys.principal_for, secret.strip())
+    principal = await principal_of(services, secret.strip())
     if principal is None:
         raise unauthorized("the API key is unknown or has been revoked")
     request.state.principal = principal  # for the access log and the read audit
@@ -56,8 +72,25 @@ async def require_reader(principal: MaybePrincipal) -> Principal:
     return principal
 
 
+async def page_reader(request: Request, services: ServicesDep) -> Principal:
+    """The reader of a page of personal records: the same key check as the API's, with the
+    key also taken from the sign-in cookie, and errors that tell a person to sign in."""
+    secret = page_secret(request)
+    if not secret:
+        raise unauthorized("this page shows personal records: sign in with an auditor or "
+                           "admin API key")
+    principal = await principal_of(services, secret)
+    if principal is None:
+        raise unauthorized("the API key is unknown or has been revoked; sign in again")
+    request.state.principal = principal  # for the access log and the read audit
+    if principal.role not in READER_ROLES:
+        raise forbidden(f"a {principal.role} key may not read learner records")
+    return principal
+
+
 Caller = Annotated[Principal, Depends(require_principal)]
 Reader = Annotated[Principal, Depends(require_reader)]
+PageReader = Annotated[Principal, Depends(page_reader)]
 
 
 def check_org_readable(services: Services, reader: Principal, org_id: str) -> None:

@@ -1,6 +1,6 @@
 """What the HTTP API reports about itself: request metrics, fact outcomes, the access log.
 
-The metric objects live with the composition root (`infra.metrics`); the API sees them only
+The metric objects live with the composition root (`infra.ops.metrics`); the API sees them only
 through `Telemetry`, so `api/` needs no metrics library and tests may pass a fake.
 """
 

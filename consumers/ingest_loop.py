@@ -35,7 +35,14 @@ from consumers.fault_points import (
     no_faults,
 )
 from domain.application import RecordResult, StudyLedger
-from domain.facts import IncomingFact, decode_fact_json, fact_problems, parse_fact
+from domain.facts import (
+    IncomingFact,
+    decode_fact_json,
+    describe_problems,
+    fact_problems,
+    parse_fact,
+)
+from domain.gc_pauses import fewer_gc_pauses
 from domain.parking import DeadLetterRecord
 
 log = logging.getLogger("studyledger.consume")
@@ -103,7 +110,7 @@ def validate_message(message: InboundMessage) -> IncomingFact | DeadLetter:
         return parse_fact(data)
     except ValidationError as exc:
         problems = fact_problems(exc)
-        reason = "; ".join(f"{path}: {message}" for path, message in problems[:5])
+        reason = describe_problems(problems, limit=5)
         return DeadLetter(message, "invalid_fact", reason, problems[0][0])
 
 
@@ -138,12 +145,13 @@ class IngestLoop:
             return 0
         letters: list[DeadLetter] = []
         valid: list[tuple[InboundMessage, IncomingFact]] = []
-        for message in messages:
-            checked = validate_message(message)
-            if isinstance(checked, DeadLetter):
-                letters.append(checked)
-            else:
-                valid.append((message, checked))
+        with fewer_gc_pauses():  # record_facts below has its own
+            for message in messages:
+                checked = validate_message(message)
+                if isinstance(checked, DeadLetter):
+                    letters.append(checked)
+                else:
+                    valid.append((message, checked))
         if valid:
             results = self._record([fact for _, fact in valid],
                                    [_origin(message) for message, _ in valid])

@@ -61,18 +61,16 @@ class RelayLoop:
 
     def run_batch(self) -> int:
         """Publish the next batch; returns how many facts it held (0: caught up)."""
-        start = self.positions.position() + 1
-        page = self.ledger.recorder.select_notifications(start=start, limit=self.batch_size)
+        page = self.ledger.read_log(self.positions.position(), self.batch_size)
         if not page:
             return 0
-        for notification in page:
-            event = self.ledger.mapper.to_domain_event(notification)
-            self.publisher.publish(*recorded_message(notification.id, event))
+        for logged in page:
+            self.publisher.publish(*recorded_message(logged.position, logged))
         self.publisher.flush()
         self.fault_point(RELAY_AFTER_BROKER_ACK)
-        self.positions.save(page[-1].id)
+        self.positions.save(page[-1].position)
         self.fault_point(RELAY_AFTER_POSITION_STORED)
         return len(page)
 
     def lag(self) -> int:
-        return (self.ledger.recorder.max_notification_id() or 0) - self.positions.position()
+        return self.ledger.last_position() - self.positions.position()

@@ -147,17 +147,9 @@ class LearnerArchive(ChainedAggregate):
         self.append(incoming, channel)
 
     def _check(self, fact_type: str, payload: dict[str, Any]) -> None:
-        checks = {
-            "learner.registered": self._check_registration,
-            "assignment.submitted": self._check_assignment_submission,
-            "assignment.reviewed": self._check_assignment_review,
-            "declaration.submitted": self._check_declaration_submission,
-            "declaration.reviewed": self._check_declaration_review,
-            "record.voided": self._check_void,
-        }
-        check = checks.get(fact_type)
+        check = _ARCHIVE_CHECKS.get(fact_type)
         if check is not None:
-            check(payload)
+            getattr(self, check)(payload)
 
     def _check_registration(self, payload: dict[str, Any]) -> None:
         raise LearnerAlreadyRegisteredError(f"learner {self.learner_id} is already registered")
@@ -172,21 +164,27 @@ class LearnerArchive(ChainedAggregate):
             field="payload.assignment_id",
         )
 
-    def _check_assignment_review(self, payload: dict[str, Any]) -> None:
-        item = self._index.assignments.get(payload["assignment_id"])
+    def _reviewed_item(self, kind: str, items: dict[str, Any], payload: dict[str, Any]) -> Any:
+        """The submitted assignment or declaration a review is of. A review before its
+        submission waits for it; a second review of one submission is refused."""
+        item_id = payload[f"{kind}_id"]
+        item = items.get(item_id)
         if item is None:
             raise NotSubmittedError(
-                f"assignment {payload['assignment_id']} is not submitted yet",
-                waits_for=submission_key(self.learner_id, "assignment",
-                                         payload["assignment_id"]),
-                missing=f"submission of assignment {payload['assignment_id']}",
-                field="payload.assignment_id",
+                f"{kind} {item_id} is not submitted yet",
+                waits_for=submission_key(self.learner_id, kind, item_id),
+                missing=f"submission of {kind} {item_id}",
+                field=f"payload.{kind}_id",
             )
         if item.review_id is not None:
             raise AlreadyReviewedError(
-                f"assignment {payload['assignment_id']} was already reviewed ({item.decision})",
-                field="payload.assignment_id",
+                f"{kind} {item_id} was already reviewed ({item.decision})",
+                field=f"payload.{kind}_id",
             )
+        return item
+
+    def _check_assignment_review(self, payload: dict[str, Any]) -> None:
+        self._reviewed_item("assignment", self._index.assignments, payload)
 
     def _check_declaration_submission(self, payload: dict[str, Any]) -> None:
         if payload["declaration_id"] in self._index.declarations:
@@ -196,20 +194,7 @@ class LearnerArchive(ChainedAggregate):
             )
 
     def _check_declaration_review(self, payload: dict[str, Any]) -> None:
-        item = self._index.declarations.get(payload["declaration_id"])
-        if item is None:
-            raise NotSubmittedError(
-                f"declaration {payload['declaration_id']} is not submitted yet",
-                waits_for=submission_key(self.learner_id, "declaration",
-                                         payload["declaration_id"]),
-                missing=f"submission of declaration {payload['declaration_id']}",
-                field="payload.declaration_id",
-            )
-        if item.review_id is not None:
-            raise AlreadyReviewedError(
-                f"declaration {payload['declaration_id']} was already reviewed ({item.decision})",
-                field="payload.declaration_id",
-            )
+        item = self._reviewed_item("declaration", self._index.declarations, payload)
         if Decimal(payload["approved_hours"]) > item.hours:
             raise ApprovedHoursExceedDeclaredError(
                 f"approved_hours {payload['approved_hours']} exceed the "
@@ -275,6 +260,17 @@ class LearnerArchive(ChainedAggregate):
 
     def knows(self, event_id: UUID) -> bool:
         return event_id in self._index.facts
+
+
+# The rule each fact type is checked against before it is appended (method names).
+_ARCHIVE_CHECKS = {
+    "learner.registered": "_check_registration",
+    "assignment.submitted": "_check_assignment_submission",
+    "assignment.reviewed": "_check_assignment_review",
+    "declaration.submitted": "_check_declaration_submission",
+    "declaration.reviewed": "_check_declaration_review",
+    "record.voided": "_check_void",
+}
 
 
 class OrgUnit(ChainedAggregate):

@@ -13,35 +13,33 @@ Order of work (all in one transaction at the end):
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from domain.archive import ChainedAggregate, LearnerArchive, OrgUnit
 from domain.errors import (
     FactConflictError,
     FactRejectedError,
-    FutureFactError,
-    OutOfScopeError,
     PrerequisiteMissingError,
     StudyLedgerError,
-    UnknownCategoryError,
     VoidTargetElsewhereError,
     VoidTargetUnknownError,
-    learner_missing,
-    org_missing,
 )
-from domain.facts import ORG_FACT_TYPES, IncomingFact, parse_fact
+from domain.fact_routing import FUTURE_TOLERANCE, FactRouting, check_not_future
+from domain.facts import IncomingFact, parse_fact
 from domain.parking import ParkedFact, ParkingChanges, keys_provided
 
 if TYPE_CHECKING:
     from domain.application import StudyLedger
 
-FUTURE_TOLERANCE = timedelta(minutes=5)
+__all__ = ["BatchWriter", "FactKey", "RecordResult", "check_not_future"]
+
+# Past this many facts written by other processes, the cache is dropped, not searched.
+STALE_SCAN_LIMIT = 20_000
 
 
 @dataclass(frozen=True)
@@ -54,14 +52,6 @@ class FactKey:
     digest: str
 
 
-def check_not_future(incoming: IncomingFact, now: datetime) -> None:
-    if incoming.envelope.occurred_at > now + FUTURE_TOLERANCE:
-        raise FutureFactError(
-            f"occurred_at {incoming.canonical['occurred_at']} is more than 5 minutes "
-            f"in the future (server time {now.isoformat()})"
-        )
-
-A = TypeVar("A", bound=ChainedAggregate)
 Status = Literal["stored", "duplicate", "conflict", "rejected", "parked"]
 
 
@@ -86,7 +76,7 @@ class _Attempt:
     error: PrerequisiteMissingError | None = None
 
 
-class BatchWriter:
+class BatchWriter(FactRouting):
     """One attempt at writing one batch; a failed save is retried with a new writer."""
 
     def __init__(
@@ -102,6 +92,8 @@ class BatchWriter:
         self.origins = origins or [None] * len(facts)
         self.any_parked = any_parked  # False: the store holds no parked fact to look up
         self.touched: dict[UUID, ChainedAggregate | None] = {}
+        self.unrecorded: set[UUID] = set()  # streams named by the batch, not in the store
+        self.future_limit = now + FUTURE_TOLERANCE
         self.results: list[RecordResult | None] = [None] * len(facts)
         self.accepted: dict[UUID, IncomingFact] = {}
         self.new_keys: list[FactKey] = []
@@ -120,6 +112,7 @@ class BatchWriter:
 
     def _write(self) -> list[RecordResult]:
         self._refresh_stale_cache()
+        self.unrecorded = self._streams_not_recorded()
         index = self.app.fact_index
         ids = [f.event_id for f in self.facts]
         known = index.find_fact_keys(ids)
@@ -269,10 +262,15 @@ class BatchWriter:
             return {}
         changed = [a for a in self.touched.values() if a is not None]
         recordings = self.app.save(*changed, fact_keys=self.new_keys, parking=self.parking)
-        return {
+        positions = {
             r.domain_event.event_id: r.notification.id  # type: ignore[attr-defined]
             for r in recordings
         }
+        if positions and self.app.cache_clean_through is not None:
+            # Under the writer lock nothing else was written since the check: the cache
+            # (holding this batch's aggregates as saved) agrees with the log through here.
+            self.app.cache_clean_through = max(positions.values())
+        return positions
 
     def _final(self, result: RecordResult | None, incoming: IncomingFact,
                positions: dict[UUID, int]) -> RecordResult:
@@ -287,120 +285,36 @@ class BatchWriter:
     def _refresh_stale_cache(self) -> None:
         """Evict cached aggregates another process has written to since we cached them.
 
-        One query per batch instead of one fast-forward per aggregate. A write that lands
-        after this check is still caught: the save then fails on the version and is retried.
+        The application knows a position through which its cache agrees with the store (it
+        wrote last, under the writer lock): when the log still ends there, nothing is
+        stale and nothing is read. Otherwise the streams written after it are evicted (or
+        the whole cache after a long gap). A write that lands after this check is still
+        caught: the save then fails on the version and is retried.
         """
-        cache = self.app.repository.cache
-        if cache is None:
+        app = self.app
+        if app.repository.cache is None:
             return
-        cached: dict[UUID, ChainedAggregate] = {}
-        for aggregate_id in _streams_referenced(self.facts):
-            with contextlib.suppress(KeyError):
-                aggregate = cache.get(aggregate_id)
-                if isinstance(aggregate, ChainedAggregate):
-                    cached[aggregate_id] = aggregate
-        if cached:
-            versions = self.app.fact_index.current_versions(list(cached))
-            self.app.forget([i for i, a in cached.items() if versions.get(i) != a.version])
-
-    def _get(self, cls: type[A], aggregate_id: UUID) -> A | None:
-        if aggregate_id not in self.touched:
-            self.touched[aggregate_id] = self.app.get_existing(cls, aggregate_id)
-        found = self.touched[aggregate_id]
-        assert found is None or isinstance(found, cls)
-        return found
-
-    # -- rules -------------------------------------------------------------------------
-
-    def _require_org(self, org_id: str, field: str) -> None:
-        if self._get(OrgUnit, OrgUnit.id_for(org_id)) is None:
-            raise org_missing(org_id, field)
-
-    def _in_scope(self, org_id: str, scope: str, field: str) -> bool:
-        """Is `org_id` the scope org or below it? Walks up the (immutable) parent links; an
-        org not registered yet is a prerequisite, not a refusal."""
-        current: str | None = org_id
-        for _ in range(64):  # deeper than any real org tree; guards against a cycle
-            if current is None:
-                return False
-            if current == scope:
-                return True
-            unit = self._get(OrgUnit, OrgUnit.id_for(current))
-            if unit is None:
-                raise org_missing(current, field)
-            current = unit.parent_id
-        return False
-
-    def _check_scope(self, incoming: IncomingFact, scope: str | None) -> None:
-        if scope is None:
+        latest = app.recorder.max_notification_id() or 0
+        clean = app.cache_clean_through
+        if clean == latest:
             return
-        payload = incoming.canonical["payload"]
-        touched: list[tuple[str, str]] = []
-        if incoming.type == "org.registered":
-            # A key made for an org may register exactly that org (as a root or under a
-            # registered parent): that is how a new district starts over HTTP.
-            if payload["org_id"] != scope:
-                touched.append((payload["parent_id"] or payload["org_id"],
-                                "payload.parent_id" if payload["parent_id"]
-                                else "payload.org_id"))
-                if payload["parent_id"] is None:
-                    raise _out_of_scope(payload["org_id"], scope, "payload.org_id")
-        elif incoming.type in ORG_FACT_TYPES:
-            touched.append((payload["org_id"], "payload.org_id"))
+        if clean is not None and 0 < latest - clean <= STALE_SCAN_LIMIT:
+            app.forget(app.fact_index.streams_written_after(clean))
         else:
-            archive = self._get(LearnerArchive, LearnerArchive.id_for(
-                incoming.canonical["learner_id"]))
-            if archive is not None:
-                touched.append((archive.org_id, "learner_id"))
-            if incoming.type in ("learner.registered", "learner.transferred"):
-                touched.append((payload["org_id"], "payload.org_id"))
-        for org_id, field in touched:
-            if not self._in_scope(org_id, scope, field):
-                raise _out_of_scope(org_id, scope, field)
+            app.forget_all()
+        app.cache_clean_through = latest
 
-    def _apply(self, incoming: IncomingFact, scope: str | None, channel: str
-               ) -> ChainedAggregate:
-        check_not_future(incoming, self.now)
-        self._check_scope(incoming, scope)
-        if incoming.type in ORG_FACT_TYPES:
-            return self._apply_to_org(incoming, channel)
-        return self._apply_to_learner(incoming, channel)
-
-    def _apply_to_org(self, incoming: IncomingFact, channel: str) -> OrgUnit:
-        payload = incoming.canonical["payload"]
-        unit = self._get(OrgUnit, OrgUnit.id_for(payload["org_id"]))
-        if unit is None and incoming.type == "org.registered":
-            if payload["parent_id"] is not None:
-                self._require_org(payload["parent_id"], "payload.parent_id")
-            unit = OrgUnit.register(incoming, channel)
-            self.touched[unit.id] = unit
-            return unit
-        if unit is None:
-            raise org_missing(payload["org_id"])
-        unit.record(incoming, channel)
-        return unit
-
-    def _apply_to_learner(self, incoming: IncomingFact, channel: str) -> LearnerArchive:
-        learner_id = incoming.canonical["learner_id"]
-        payload = incoming.canonical["payload"]
-        archive = self._get(LearnerArchive, LearnerArchive.id_for(learner_id))
-        if archive is None and incoming.type == "learner.registered":
-            self._require_org(payload["org_id"], "payload.org_id")
-            archive = LearnerArchive.register(incoming, channel)
-            self.touched[archive.id] = archive
-            return archive
-        if archive is None:
-            raise learner_missing(learner_id)
-        if incoming.type == "learner.transferred":
-            self._require_org(payload["org_id"], "payload.org_id")
-        categories = self.app.categories
-        if incoming.type == "credits.adjusted" and payload["category"] not in categories:
-            raise UnknownCategoryError(
-                f"category {payload['category']!r} is not counted by any policy pack "
-                f"(known: {', '.join(sorted(categories))})"
-            )
-        archive.record(incoming, channel)
-        return archive
+    def _streams_not_recorded(self) -> set[UUID]:
+        """The streams this batch names that the store does not hold yet (new learners and
+        orgs), found with one query, so that each is not looked for on its own."""
+        streams = _streams_referenced(self.facts)
+        cache = self.app.repository.cache
+        if cache is not None:
+            cached = cache.cache
+            streams = {stream for stream in streams if stream not in cached}
+        if not streams:
+            return set()
+        return streams - self.app.fact_index.current_versions(list(streams)).keys()
 
 
 def _arrival(attempt: _Attempt) -> tuple[int, int]:
@@ -408,12 +322,6 @@ def _arrival(attempt: _Attempt) -> tuple[int, int]:
     if attempt.parked is not None and attempt.parked.seq is not None:
         return (0, attempt.parked.seq)
     return (1, attempt.index or 0)
-
-
-def _out_of_scope(org_id: str, scope: str, field: str) -> OutOfScopeError:
-    return OutOfScopeError(
-        f"org {org_id} is outside the subtree of {scope} that this key may write to",
-        field=field)
 
 
 def _streams_referenced(facts: Sequence[IncomingFact]) -> set[UUID]:

@@ -6,7 +6,6 @@ Auditors recompute it from the stored rows alone; the rules are written here onc
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -86,12 +85,3 @@ class ChainVerifier:
                 "event id does not match the fact's (source, external_id)",
             )
         return None
-
-
-def verify_links(links: Iterable[ChainLink]) -> tuple[int, BrokenLink | None]:
-    """Verify a whole stream; returns (links checked, first broken link or None)."""
-    verifier = ChainVerifier()
-    for link in links:
-        if verifier.check(link) is not None:
-            break
-    return verifier.links_checked, verifier.broken

@@ -133,10 +133,6 @@ class PolicyError(StudyLedgerError):
     code = "policy_error"
 
 
-class ChainBrokenError(StudyLedgerError):
-    code = "chain_broken"
-
-
 class OutOfScopeError(FactRejectedError):
     """The writer's key covers an org subtree that this fact's learner or org is outside."""
 
@@ -166,3 +162,8 @@ class StoreUnavailableError(PersistenceError):
     store that is down, that held each request for tens of seconds."""
 
     code = "store_unavailable"
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's text on one line (driver messages span several), or its type's name."""
+    return " ".join(str(exc).split()) or type(exc).__name__

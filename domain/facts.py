@@ -9,147 +9,46 @@ different spellings ("12.5" vs "12.50", +08:00 vs Z) is recognised as the same f
 from __future__ import annotations
 
 import hashlib
-import json
-import re
-import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
     StringConstraints,
     TypeAdapter,
     ValidationError,
 )
-from pydantic_core import PydanticCustomError
 
+from domain.fact_fields import (
+    Hours,
+    Ident,
+    Level,
+    Minutes,
+    OptionalText,
+    Rank,
+    Score,
+    Share,
+    SignedAmount,
+    SourceName,
+    Text,
+    canonical_decimal,
+)
+from domain.fact_json import (
+    canonical_fact_bytes,
+    canonical_json,
+    canonical_time,
+    decode_fact_json,
+)
 from domain.identity import fact_event_id
 
-
-def canonical_decimal(value: Decimal) -> str:
-    """Shortest exact spelling of a decimal: 12.50 -> "12.5", 100 -> "100", -0 -> "0"."""
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
-
-
-# Quantities are taken as sent: any finite JSON number (integer or float, in any spelling) or
-# a decimal string, kept exactly and stored in canonical_decimal's spelling. Rounding is the
-# policy pack's business, never the envelope's. What is refused is what cannot be a real
-# measurement or would make the stored spelling unbounded:
-MAX_SIGNIFICANT_DIGITS = 28  # decimal's default precision: normalize() never rounds a value
-MAX_DECIMAL_PLACES = 40  # float noise (0.1 + 0.2 - 0.3 = 5.551115123125783e-17) still fits
-MAX_HOURS = 10_000  # one fact: more than a year of days and nights
-MAX_MINUTES = 600_000  # the same 10,000 hours
-MAX_SCORE = 10_000  # scores run to 100, 150, 750 or 1000 on the scales in use
-MAX_AMOUNT = 10_000  # an adjustment of credits or hours, either sign
-
-
-def _exact_enough(value: Decimal) -> Decimal:
-    """Refuse a quantity whose exact spelling would be absurdly long (1e-100000 would print
-    100,000 digits) or whose digits decimal arithmetic would silently round."""
-    _, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)  # NaN and infinities are refused before this runs
-    significant = len(digits)
-    while significant > 1 and digits[significant - 1] == 0:
-        significant -= 1
-    exponent += len(digits) - significant
-    if value != 0 and significant > MAX_SIGNIFICANT_DIGITS:
-        raise PydanticCustomError(
-            "too_many_digits",
-            "Number should have at most {limit} significant digits",
-            {"limit": MAX_SIGNIFICANT_DIGITS})
-    if value != 0 and -exponent > MAX_DECIMAL_PLACES:
-        raise PydanticCustomError(
-            "too_many_decimal_places",
-            "Number should have no digit beyond decimal place {limit}",
-            {"limit": MAX_DECIMAL_PLACES})
-    return value
-
-
-_CANONICAL = PlainSerializer(canonical_decimal, return_type=str, when_used="json")
-Hours = Annotated[
-    Decimal, Field(ge=0, le=MAX_HOURS), AfterValidator(_exact_enough), _CANONICAL
-]
-Minutes = Annotated[
-    Decimal, Field(ge=0, le=MAX_MINUTES), AfterValidator(_exact_enough), _CANONICAL
-]
-Score = Annotated[
-    Decimal, Field(ge=0, le=MAX_SCORE), AfterValidator(_exact_enough), _CANONICAL
-]
-Share = Annotated[Decimal, Field(ge=0, le=1), AfterValidator(_exact_enough), _CANONICAL]
-SignedAmount = Annotated[
-    Decimal, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT), AfterValidator(_exact_enough), _CANONICAL
-]
-
-# Ids travel in URL paths (/v1/learners/{id}), file names and log lines, and are compared
-# byte for byte, so they hold no whitespace, nothing invisible and nothing a URL or a path
-# gives a meaning to. Every other character (letters and digits of any script,
-# - _ . : @ + ~ and the rest of printable ASCII punctuation) is allowed.
-ID_FORBIDDEN_ASCII = re.compile(r"[\x00-\x20\x7f/\\?#%]")
-ID_FORBIDDEN_PUNCTUATION = frozenset("/\\?#%")
-# Free text may hold line feeds and tabs, never other control characters (a NUL cannot be
-# stored in PostgreSQL text) nor a lone surrogate (it has no UTF-8 spelling to hash).
-TEXT_FORBIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def _character(char: str) -> str:
-    shown = f" {char!r}" if char.isprintable() else ""
-    return f"U+{ord(char):04X}{shown}"
-
-
-def _id_character_refused(value: str) -> str | None:
-    if value.isascii():
-        found = ID_FORBIDDEN_ASCII.search(value)
-        return found.group() if found else None
-    for char in value:
-        category = unicodedata.category(char)
-        # Z*: spaces and line separators; Cc, Cf, Cs: controls, invisible format characters
-        # (zero-width space, bidi overrides) and lone surrogates.
-        if char in ID_FORBIDDEN_PUNCTUATION or category[0] == "Z" or category in ("Cc", "Cf", "Cs"):
-            return char
-    return None
-
-
-def _valid_id(value: str) -> str:
-    if (char := _id_character_refused(value)) is not None:
-        raise PydanticCustomError(
-            "id_character",
-            "An id may not contain {char}: no whitespace, control or invisible characters, "
-            "nor / \\ ? # %",
-            {"char": _character(char)})
-    if value in (".", ".."):
-        raise PydanticCustomError("id_dots", "An id may not be . or ..")
-    return value
-
-
-def _valid_text(value: str) -> str:
-    if found := TEXT_FORBIDDEN.search(value):
-        raise PydanticCustomError(
-            "text_character",
-            "Text may not contain {char}: line feeds and tabs are the only control "
-            "characters allowed", {"char": _character(found.group())})
-    return value
-
-
-Ident = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_valid_id)]
-# The source is joined to external_id with ":" to form the fact key, so it may not hold one.
-SourceName = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^:]+$"),
-    AfterValidator(_valid_id),
-]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=500), AfterValidator(_valid_text)]
-OptionalText = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_valid_text)]
-Level = Literal["unit", "district", "city", "province", "national"]
-Rank = Literal["county_division_and_above", "township_section_and_below"]
+# Imported from here by the rest of the code: the fact, its wire form, its problems.
+__all__ = ["FACT_TYPES", "ORG_FACT_TYPES", "IncomingFact", "canonical_json", "canonical_time",
+           "decode_fact_json", "describe_problems", "fact_problems", "parse_fact", "prepare"]
 
 
 class Payload(BaseModel):
@@ -388,15 +287,6 @@ ORG_FACT_TYPES = frozenset({"org.registered", "org.board_published"})
 fact_adapter: TypeAdapter[LearnerFact | OrgFact] = TypeAdapter(Fact)
 
 
-def canonical_json(value: Any) -> str:
-    """The one serialisation that is hashed: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def canonical_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 @dataclass(frozen=True)
 class IncomingFact:
     """A validated fact on its way in: the typed envelope, its identity and canonical form."""
@@ -406,6 +296,7 @@ class IncomingFact:
     canonical: dict[str, Any]
     canonical_text: str  # canonical_json(canonical), kept: it is hashed twice
     digest: str
+    canonical_bytes: bytes = b""  # canonical_text as UTF-8, when the caller has it
 
     @property
     def type(self) -> str:
@@ -417,10 +308,19 @@ _ADDED_OPTIONAL_FIELDS = frozenset({"course_title"})
 
 
 def _canonical_payload(payload: Payload) -> dict[str, Any]:
-    dumped: dict[str, Any] = payload.model_dump(mode="json")
-    for name in _ADDED_OPTIONAL_FIELDS & dumped.keys():
-        if dumped[name] is None:
-            del dumped[name]
+    """payload.model_dump(mode="json") less the added optional fields left out, read straight
+    off the validated fields: every payload field is a str (or Literal), bool, int, None, a
+    UUID (dumped as str) or one of the decimal types (dumped with canonical_decimal)."""
+    dumped: dict[str, Any] = {}
+    for name, value in payload.__dict__.items():
+        kind = type(value)
+        if kind is Decimal:
+            value = canonical_decimal(value)
+        elif kind is UUID:
+            value = str(value)
+        elif value is None and name in _ADDED_OPTIONAL_FIELDS:
+            continue
+        dumped[name] = value
     return dumped
 
 
@@ -435,13 +335,14 @@ def prepare(envelope: LearnerFact | OrgFact) -> IncomingFact:
         "actor": envelope.actor,
         "payload": _canonical_payload(envelope.payload),
     }
-    canonical_text = canonical_json(canonical)
+    canonical_bytes = canonical_fact_bytes(canonical)
     return IncomingFact(
         envelope=envelope,
         event_id=fact_event_id(envelope.source, envelope.external_id),
         canonical=canonical,
-        canonical_text=canonical_text,
-        digest=hashlib.sha256(canonical_text.encode()).hexdigest(),
+        canonical_text=canonical_bytes.decode(),
+        digest=hashlib.sha256(canonical_bytes).hexdigest(),
+        canonical_bytes=canonical_bytes,
     )
 
 
@@ -460,24 +361,13 @@ def fact_problems(error: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
-def _json_integer(text: str) -> int | Decimal:
-    # Python refuses to make an int of more than 4300 digits (ValueError, not a decode
-    # error); as a Decimal such a number reaches validation and is refused by its bounds.
-    return int(text) if len(text) <= 64 else Decimal(text)
-
-
-def decode_fact_json(text: str | bytes) -> Any:
-    """Decode one JSON fact as sent: fractions become exact Decimals, never binary floats, so
-    0.12345678901234567890123 is kept to its last digit. Raises json.JSONDecodeError (and
-    UnicodeDecodeError for bytes that are not UTF-8)."""
-    return json.loads(text, parse_float=Decimal, parse_int=_json_integer)
+def describe_problems(problems: list[tuple[str, str]], limit: int | None = None) -> str:
+    """The one-line text of an invalid fact's problems ("field: message; ..."), the same on
+    every channel; `limit` keeps an answer or a message header short."""
+    return "; ".join(f"{path}: {message}" for path, message in problems[:limit])
 
 
 def parse_fact(data: Any) -> IncomingFact:
     """Validate a decoded JSON object as a fact. Raises pydantic.ValidationError."""
     return prepare(fact_adapter.validate_python(data))
 
-
-def parse_stored(canonical: dict[str, Any]) -> LearnerFact | OrgFact:
-    """Re-type a stored canonical fact (for the credit calculus)."""
-    return fact_adapter.validate_python(canonical)

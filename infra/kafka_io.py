@@ -97,7 +97,8 @@ class KafkaMessageSource:
             return None
         try:
             ends = self.consumer.end_offsets(partitions)
-            return sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in partitions)
+            return sum(max(0, int(ends[tp]) - int(self.consumer.position(tp)))
+                       for tp in partitions)
         except KafkaError:
             return None
 

@@ -7,35 +7,26 @@ there are several workers), so there is exactly one runner however many workers 
 from __future__ import annotations
 
 import logging
-import signal
+import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.services import Services
-from infra.api_views import ApiReadViews
-from infra.bootstrap import build_ledger, build_projector
-from infra.certificate_store import CertificateStore
-from infra.ingest import utc_now
-from infra.key_store import KeyStore
-from infra.metrics_wiring import api_observability, shared_worker_metrics
+from consumers.running import run_until_stopped
+from infra.bootstrap import build_projector, build_services, stop_on_signals
+from infra.ops.metrics_wiring import shared_worker_metrics
 from infra.settings import Settings
+from projections.runner import Progress, Projector
+
+# `build_services` is imported from here by the tests that serve the API in-process.
+__all__ = ["ProjectionThread", "build_services", "create_app_from_env", "serve"]
 
 log = logging.getLogger("studyledger.serve")
-
-
-def build_services(settings: Settings) -> Services:
-    ledger = build_ledger(settings)
-    services = Services(
-        ledger=ledger, views=ApiReadViews(settings, ledger), keys=KeyStore(settings),
-        clock=utc_now, store_name="sqlite" if settings.is_sqlite else "postgresql",
-        max_batch_facts=settings.api_max_batch_facts,
-        max_body_bytes=settings.api_max_body_bytes,
-        wait_timeout_seconds=settings.api_wait_timeout_seconds,
-        certificates=CertificateStore(settings), public_base_url=settings.public_base_url)
-    return api_observability(services, settings)
 
 
 def create_app_from_env() -> FastAPI:
@@ -43,6 +34,17 @@ def create_app_from_env() -> FastAPI:
     # The access log (studyledger.access) is ours, with key ids; uvicorn's own is off.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return create_app(build_services(Settings()))
+
+
+def keep_views_current(projector: Projector, stop: threading.Event, poll_seconds: float,
+                       progress: Progress | None = None) -> None:
+    """Project until `stop`, in the loop every long-running worker shares; the lease is
+    given up on the way out, so a standing-by runner takes over at once."""
+    try:
+        run_until_stopped(projector.runner(stop, progress).step, stop,
+                          poll_seconds=poll_seconds)
+    finally:
+        projector.lease.release()
 
 
 class ProjectionThread:
@@ -57,7 +59,7 @@ class ProjectionThread:
     def _run(self) -> None:
         while not self.stop.is_set():
             try:
-                self.projector.run_forever(self.stop, self.poll_seconds)
+                keep_views_current(self.projector, self.stop, self.poll_seconds)
             except Exception:  # noqa: BLE001 - keep serving; the next poll retries the batch
                 log.exception("projection batch failed; retrying in 5 s")
                 self.stop.wait(5)
@@ -75,10 +77,8 @@ def serve(settings: Settings, *, project: bool = True, log_level: str = "info") 
     """Serve until SIGINT/SIGTERM; uvicorn finishes the requests in flight, then we exit 0."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # uvicorn re-raises the stop signal once it has shut down, to reach the previous handler;
-    # a recording handler turns that into a normal return (exit 0) instead of death by signal.
-    stop_signals: list[int] = []
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda received, _: stop_signals.append(received))
+    # ours sets an event instead of killing the process, so serving ends in a normal return.
+    stop_on_signals()
     projections = ProjectionThread(settings).start() if project else None
     try:
         with shared_worker_metrics(settings.api_workers):
@@ -88,3 +88,31 @@ def serve(settings: Settings, *, project: bool = True, log_level: str = "info") 
     finally:
         if projections is not None:
             projections.close()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (bound, read back, released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def app_in_thread(app: FastAPI, *, start_timeout: float = 30.0) -> Iterator[str]:
+    """`app` under uvicorn in a thread of this process, on a free loopback port, for tests
+    and tools (conformance, fuzzing); yields its base URL and stops it afterwards."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

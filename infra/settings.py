@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from infra.fault_injection import parse_kill_at
+from infra.ops.fault_injection import parse_kill_at
 
 
 class Settings(BaseSettings):
@@ -73,10 +73,17 @@ class Settings(BaseSettings):
     # on certificates and in their QR code as the place to verify them.
     public_base_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^\s]+$")
 
+    # The xAPI bridge's mapping file (TOML, domain/xapi/bridge.py): which statements become
+    # learner facts. Unset: statements stay in the LRS only.
+    xapi_mapping: str | None = None
+
     # Test-only fault injection: "POINT:N" makes the process SIGKILL itself the Nth time it
-    # reaches POINT (see infra/fault_injection.py), so crash tests need no timing. Never set
-    # it in production.
+    # reaches POINT (see infra/ops/fault_injection.py), so crash tests need no timing. Never
+    # set it in production.
     fault_kill_at: str | None = None
+    # The PostgreSQL that `bench` measures on (a private schema, dropped after) and the
+    # tests use when they are not given another: STUDYLEDGER_TEST_DATABASE_URL.
+    test_database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
 
     @field_validator("database_url")
     @classmethod

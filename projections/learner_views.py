@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from domain.credits.balance import Ledger, Period, answer_from_ledger, registration_of
+from domain.credits.balance import Ledger, Period, answer_document, registration_of
 from domain.credits.lines import RecordedFact, active_facts, credit_lines
 from domain.policy.pack import SHIPPED_PACKS, PolicyPack, load_pack
 
@@ -64,14 +64,14 @@ def learner_row(facts: Sequence[RecordedFact], pack: PolicyPack) -> LearnerRow:
 
 
 def current_org_id(facts: Sequence[RecordedFact]) -> str:
-    """The unit of the latest standing transfer by occurred_at (ties: the one recorded
-    later), else the unit of registration: platforms may send transfers out of order."""
+    """The unit of the latest transfer by occurred_at (ties: the one recorded later), else
+    the unit of registration: platforms may send transfers out of order. A transfer dated
+    before the registration does not move the learner, as in the archive (LearnerArchive)."""
     registration = next(f for f in facts if f.type == "learner.registered")
-    transfers = [(f.occurred_at, i, f) for i, f in enumerate(active_facts(facts))
-                 if f.type == "learner.transferred"]
-    if not transfers:
-        return str(registration.payload["org_id"])
-    return str(max(transfers, key=lambda t: (t[0], t[1]))[2].payload["org_id"])
+    moves = [(registration.occurred_at, -1, registration)]
+    moves += [(f.occurred_at, i, f) for i, f in enumerate(active_facts(facts))
+              if f.type == "learner.transferred"]
+    return str(max(moves, key=lambda t: (t[0], t[1]))[2].payload["org_id"])
 
 
 def periods_to_show(pack: PolicyPack, years: Iterable[int]) -> list[Period]:
@@ -100,15 +100,15 @@ def learner_views(
         years = {line.year for line in ledger.lines} | {registration.year(pack)}
         required_lines = [ln for ln in ledger.lines if ln.event_id in required_sessions]
         for period in periods_to_show(pack, years):
-            answer = answer_from_ledger(ledger, registration, period)
+            status, body = answer_document(ledger, registration, period)
             balances.append(BalanceRow(
                 learner_id=learner_id, policy=pack.id, period=str(period),
-                is_cycle=period.is_cycle, status=answer.status,
+                is_cycle=period.is_cycle, status=status,
                 score_cents=score_cents(ledger.board_score(period.years)),
                 required_hours_cents=score_cents(sum(
                     (ln.amount for ln in required_lines if ln.year in period.years),
                     Decimal(0))),
-                body=answer.model_dump_json(),
+                body=body.decode(),
             ))
     return LearnerViews(row, balances)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -24,28 +24,10 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
-def published_orgs(orgs: Iterable[tuple[str, str | None, bool | None]]) -> set[str]:
-    """Orgs whose board is public, from (org_id, parent_id, board_published) rows: the
-    nearest explicit opt-in or opt-out up the tree decides; the default is off."""
-    rows = list(orgs)
-    parents = {org_id: parent for org_id, parent, _ in rows}
-    choices = {org_id: published for org_id, _, published in rows}
-    public = set()
-    for org_id in parents:
-        current: str | None = org_id
-        for _ in range(64):  # deeper than any real tree; guards against a cycle
-            if current is None or choices.get(current) is not None:
-                break
-            current = parents.get(current)
-        if current is not None and choices.get(current):
-            public.add(org_id)
-    return public
-
-
 class ScoreHistogram:
     """How many learners of a board hold each score: ranks without reading the learners.
 
-    DOMAIN.md's tie rule: equal scores share a rank, and the next rank skips (1, 2, 2, 4), so
+    The tie rule: equal scores share a rank, and the next rank skips (1, 2, 2, 4), so
     a score's rank is 1 + the number of learners with a higher score. `counts` covers the
     non-zero scores; every other member of the board scores 0.
     """

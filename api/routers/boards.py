@@ -56,7 +56,7 @@ def board(services: ServicesDep, principal: MaybePrincipal, policy: Policy, peri
 @router.get("/{policy}/{period}/learners/{learner_id}", response_model=RankAnswer,
             responses=NOT_FOUND, summary="One learner's rank and score")
 def rank(services: ServicesDep, reader: Reader, policy: Policy, period: Cycle,
-         learner_id: LearnerId, org: Org = None) -> dict[str, Any]:
+         learner_id: LearnerId, org: Org = None) -> RankAnswer:
     check_learner_readable(services, reader, learner_id)
     org = org or reader.org_id
     check_org_readable(services, reader, org)

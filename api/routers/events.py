@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from domain.application import RecordResult
 from domain.errors import OutOfScopeError, PrerequisiteMissingError
-from domain.facts import IncomingFact, fact_problems, parse_fact
+from domain.facts import IncomingFact, describe_problems, fact_problems, parse_fact
 
 from ..auth import Principal, may_post
 from ..errors import (
@@ -43,7 +43,7 @@ def _parse(data: Any) -> IncomingFact | ErrorInfo:
     except ValidationError as exc:
         problems = fact_problems(exc)
         return ErrorInfo(code="invalid_fact",
-                         message="; ".join(f"{path}: {msg}" for path, msg in problems[:5]),
+                         message=describe_problems(problems, limit=5),
                          details=[ErrorDetail(field=path, message=msg) for path, msg in problems])
 
 

@@ -16,8 +16,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from domain.policy.pack import DEFAULT_PACK, SHIPPED_PACKS, PolicyPack, load_pack
 
 from ..auth import READER_ROLES, Principal
+from ..security import KEY_COOKIE, PageReader, page_secret
 from ..services import Services, ServicesDep
-from .pages import KEY_COOKIE, PageReader, cycle_choices, render
+from .pages import cycle_choices, render
 
 router = APIRouter(include_in_schema=False)
 SEARCH_LIMIT = 50
@@ -33,9 +34,7 @@ def default_cycle(services: Services, pack: PolicyPack) -> str:
 
 def signed_in_reader(request: Request, services: Services) -> Principal | None:
     """The reader of a valid key in the cookie or header, or None: never an error."""
-    header = request.headers.get("authorization", "")
-    secret = header.partition(" ")[2].strip() if header.lower().startswith("bearer ") else ""
-    secret = secret or request.cookies.get(KEY_COOKIE, "")
+    secret = page_secret(request)
     principal = services.keys.principal_for(secret) if secret else None
     if principal is None or principal.role not in READER_ROLES:
         return None
@@ -65,7 +64,8 @@ def home(request: Request, services: ServicesDep, policy: str = DEFAULT_PACK,
         "policies": SHIPPED_PACKS, "cycles": cycle_choices(pack, services.clock().year),
         "is_current": cycle == cycle_choices(pack, services.clock().year)[0]}
     if reader is not None:
-        report = services.views.compliance(reader.org_id, pack.id, cycle)
+        report = services.views.compliance(reader.org_id, pack.id, cycle).model_dump(
+            mode="json")
         meeting, total, share = compliance_rate(report)
         names = {org_id: name for org_id, name, _, _ in services.views.org_table()}
         values |= {"meeting": meeting, "total": total, "share": share,

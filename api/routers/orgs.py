@@ -22,7 +22,7 @@ OrgId = Annotated[str, Path(examples=["500104"])]
 @router.get("/{org_id}/compliance", response_model=ComplianceAnswer, responses=NOT_FOUND,
             summary="Learners of the org subtree short of a requirement")
 def compliance(services: ServicesDep, reader: Reader, org_id: OrgId, period: Period,
-               policy: Policy = DEFAULT_POLICY) -> dict[str, Any]:
+               policy: Policy = DEFAULT_POLICY) -> ComplianceAnswer:
     check_org_readable(services, reader, org_id)
     return services.views.compliance(org_id, policy, period)
 
@@ -31,6 +31,6 @@ def compliance(services: ServicesDep, reader: Reader, org_id: OrgId, period: Per
             summary="Learners, share with credit, mean and median score, required hours")
 def statistics(services: ServicesDep, reader: Reader, org_id: OrgId,
                year: Annotated[int, Query(ge=1990, le=2100)],
-               policy: Policy = DEFAULT_POLICY) -> dict[str, Any]:
+               policy: Policy = DEFAULT_POLICY) -> OrgStatistics:
     check_org_readable(services, reader, org_id)
     return services.views.org_statistics(org_id, policy, year)

@@ -1,5 +1,6 @@
 """Server-rendered pages: the public ranking board, the learner archive, the study-hour
-certificate and its public verification, the compliance list (with CSV).
+certificate and its public verification, signing in. The compliance list is in
+compliance_pages.py, the home page and search in home_pages.py.
 
 Pages that show a person's record need an auditor or admin key, given once on /login and kept
 in an HttpOnly cookie (or sent as a bearer header). Chinese by default, `?lang=en` for
@@ -8,9 +9,6 @@ English. No JavaScript is needed; the certificate prints cleanly to PDF from the
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,22 +16,26 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from domain.credits.balance import BalanceAnswer, parse_period
+from domain.org_tree import published_orgs
 from domain.policy.pack import DEFAULT_PACK, SHIPPED_PACKS, PolicyPack, load_pack
 from projections.certificate import CERTIFICATE_PACK, issued_today
-from projections.ranking_board import mask_name, published_orgs
+from projections.ranking_board import mask_name
 
 from .. import certificates
-from ..auth import READER_ROLES, Principal
-from ..csv_cells import BOM, csv_text
-from ..errors import ApiError, forbidden, unauthorized
+from ..errors import ApiError, unauthorized
 from ..i18n import event_word, pick_lang, translate_message, translator
-from ..security import check_board_public, check_learner_readable, check_org_readable
+from ..security import (
+    KEY_COOKIE,
+    PageReader,
+    check_board_public,
+    check_learner_readable,
+)
 from ..services import Services, ServicesDep
 
 router = APIRouter(include_in_schema=False)
@@ -52,7 +54,6 @@ def local_time(value: Any) -> str:
 
 
 templates.env.filters["local_time"] = local_time
-KEY_COOKIE = "studyledger_key"
 LangParam = Annotated[str | None, Query()]
 
 
@@ -79,31 +80,12 @@ def render_error(request: Request, status: int, message: str) -> HTMLResponse:
                   message=translate_message(message, lang), next=next_url)
 
 
-async def page_reader(request: Request, services: ServicesDep) -> Principal:
-    header = request.headers.get("authorization", "")
-    secret = header.partition(" ")[2].strip() if header.lower().startswith("bearer ") else ""
-    secret = secret or request.cookies.get(KEY_COOKIE, "")
-    if not secret:
-        raise unauthorized("this page shows personal records: sign in with an auditor or "
-                           "admin API key")
-    principal = services.keys.principal_for(secret)
-    if principal is None:
-        raise unauthorized("the API key is unknown or has been revoked; sign in again")
-    request.state.principal = principal  # for the access log and the read audit
-    if principal.role not in READER_ROLES:
-        raise forbidden(f"a {principal.role} key may not read learner records")
-    return principal
-
-
-PageReader = Annotated[Principal, Depends(page_reader)]
-
-
 def issuing_day(at: datetime) -> date:
     """The day a certificate was issued, in the certificate pack's time zone."""
     return issued_today(at, load_pack(CERTIFICATE_PACK))
 
 
-def _org_names(services: Services) -> dict[str, str]:
+def org_names(services: Services) -> dict[str, str]:
     return {org_id: name for org_id, name, _, _ in services.views.org_table()}
 
 
@@ -162,7 +144,7 @@ def board_page(request: Request, services: ServicesDep, policy: str, period: str
     org = check_board_public(services, org)
     answer = services.views.board(policy, period, org=org, limit=50, cursor=cursor,
                                   anonymous=True)
-    names = _org_names(services)
+    names = org_names(services)
     t = translator(pick_lang(request.query_params.get("lang")))
     cycles = cycle_choices(load_pack(policy), services.clock().year)
     return render(request, "board.html", entries=answer.entries, next_cursor=answer.next_cursor,
@@ -216,7 +198,7 @@ def archive_page(request: Request, services: ServicesDep, reader: PageReader, le
     org_id = services.views.learner_org(learner_id) or ""
     return render(request, "archive.html", learner_id=learner_id, name=name,
                   policy_title=pack.title,
-                  org_name=_org_names(services).get(org_id, org_id), balance=balance,
+                  org_name=org_names(services).get(org_id, org_id), balance=balance,
                   caps={k: c.cap for k, c in pack.categories.items() if c.cap is not None},
                   years=years, chart=_chart(years), trail=trail, percent=_percent)
 
@@ -232,7 +214,7 @@ def certificate_page(request: Request, services: ServicesDep, reader: PageReader
                  or issued.period != cert.period):
         raise ApiError(404, "certificate_not_found",
                        f"no certificate {code} was issued to {learner_id} for {period}")
-    names = _org_names(services)
+    names = org_names(services)
     values: dict[str, Any] = {"cert": cert, "org_name": names.get(cert.org_id, cert.org_id)}
     if issued is not None:
         url = certificates.verify_url(services, issued.code)
@@ -269,129 +251,13 @@ def verify_page(request: Request, services: ServicesDep, code: str | None = None
     if found.issued is None:
         return render(request, "verify.html", 404, code=code[:certificates.MAX_CODE_CHARS],
                       outcome="unknown")
-    names = _org_names(services)
+    names = org_names(services)
     return render(request, "verify.html", code=certificates.display_code(found.issued.code),
                   outcome=found.status, issued=found.issued, now=found.now,
                   masked_name=mask_name(found.name or ""),
                   issuer_name=names.get(found.issued.issuer_org_id,
                                         found.issued.issuer_org_id),
                   issued_on=issuing_day(found.issued.issued_at))
-
-
-# Header cells of the compliance table, in order, one per data cell: key (None: not
-# sortable) and the label's string name.
-HEADERS: list[tuple[str | None, str]] = [
-    ("learner_id", "learner"), ("name", "name"), ("org_id", "unit"), (None, "shortfalls"),
-    ("total_shortfall", "total_shortfall"), ("promotion", "promotion")]
-COLUMNS = {key for key, _ in HEADERS if key}
-
-
-def _compliance_rows(services: Services, reader: Principal, org_id: str, policy: str,
-                     period: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    check_org_readable(services, reader, org_id)
-    report = services.views.compliance(org_id, policy, period)
-    rows = []
-    for row in report["short"]:
-        total = sum((Decimal(s["shortfall"]) for s in row["shortfalls"]), Decimal(0))
-        rows.append(row | {"total_shortfall": f"{total:.2f}"})
-    return report, rows
-
-
-COMPLIANCE_PAGE_SIZE = 50
-
-
-def _subtree_orgs(services: Services, org_id: str) -> list[tuple[str, str, int]]:
-    """(org_id, name, depth) of `org_id` and every unit below it, depth-first."""
-    table = services.views.org_table()
-    names = {o: name for o, name, _, _ in table}
-    children: dict[str | None, list[str]] = {}
-    for o, _, parent, _ in table:
-        children.setdefault(parent, []).append(o)
-    out: list[tuple[str, str, int]] = []
-
-    def walk(org: str, depth: int) -> None:
-        out.append((org, names.get(org, org), depth))
-        for child in sorted(children.get(org, [])):
-            walk(child, depth + 1)
-
-    walk(org_id, 0)
-    return out
-
-
-@router.get("/orgs/{org_id}/compliance", response_class=HTMLResponse)
-def compliance_page(request: Request, services: ServicesDep, reader: PageReader, org_id: str,
-                    period: str, policy: str = DEFAULT_PACK, sort: str = "total_shortfall",
-                    desc: bool = False, unit: str = "", page: int = 1) -> Response:
-    check_org_readable(services, reader, org_id)
-    units = _subtree_orgs(services, org_id)
-    if unit and unit not in {o for o, _, _ in units}:
-        raise ApiError(422, "invalid_request",
-                       f"unit {unit} is not {org_id} or a unit below it")
-    # A unit narrows the whole report (its count and rate too), not only the rows shown.
-    report, rows = _compliance_rows(services, reader, unit or org_id, policy, period)
-    sort = sort if sort in COLUMNS else "total_shortfall"
-
-    def key(row: dict[str, Any]) -> Any:
-        if sort == "total_shortfall":
-            return Decimal(row[sort])
-        if sort == "promotion":
-            return (row["promotion"] or {}).get("status", "")
-        return row[sort]
-
-    rows.sort(key=key, reverse=desc)
-    pages = max(1, -(-len(rows) // COMPLIANCE_PAGE_SIZE))
-    page = min(max(1, page), pages)
-    shown = rows[(page - 1) * COMPLIANCE_PAGE_SIZE: page * COMPLIANCE_PAGE_SIZE]
-    in_scope = int(report["learners_in_scope"])
-    share = (Decimal(in_scope - len(rows)) * 100 / in_scope).quantize(Decimal("0.1")) \
-        if in_scope else None
-    params = {"policy": report["policy"]["id"], "period": report["period"], "unit": unit,
-              "sort": sort, "desc": "1" if desc else "", "page": str(page),
-              "lang": pick_lang(request.query_params.get("lang"))}
-
-    def here(**changes: Any) -> str:
-        """This list's URL with some parameters changed; empty ones left out."""
-        merged = {k: v for k, v in (params | changes).items() if v not in ("", None)}
-        return f"/orgs/{org_id}/compliance?{urlencode(merged)}"
-
-    t = translator(pick_lang(request.query_params.get("lang")))
-    names = _org_names(services)
-    return render(request, "compliance.html", report=report, rows=shown, short_count=len(rows),
-                  sort=sort, policy_title=load_pack(report["policy"]["id"]).title,
-                  descending=desc, org_id=org_id, org_name=names.get(org_id, org_id),
-                  org_names=names, columns=[(k, t[v]) for k, v in HEADERS], here=here,
-                  page=page, pages=pages, share=share, unit=unit, units=units,
-                  policies=SHIPPED_PACKS,
-                  periods=period_choices(load_pack(policy), services.clock().year))
-
-
-CSV_HEADERS = ("learner", "name", "unit", "requirements", "year", "required_amount", "actual",
-               "shortfall", "promotion")
-
-
-@router.get("/orgs/{org_id}/compliance.csv")
-def compliance_csv(request: Request, services: ServicesDep, reader: PageReader, org_id: str,
-                   period: str, policy: str = DEFAULT_PACK) -> Response:
-    """One line per shortfall, headed and worded in the page's language, with unit names."""
-    report, rows = _compliance_rows(services, reader, org_id, policy, period)
-    t = translator(pick_lang(request.query_params.get("lang")))
-    names = _org_names(services)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([t[h] for h in CSV_HEADERS])
-    for row in rows:
-        promotion = (row["promotion"] or {}).get("status", "")
-        for s in row["shortfalls"]:
-            # ids and names come from the writers' facts; the rest is the server's own
-            writer.writerow([csv_text(row["learner_id"]), csv_text(row["name"]),
-                             csv_text(names.get(row["org_id"], row["org_id"])),
-                             t.get(s["name"], s["name"]), s.get("year") or "", s["required"],
-                             s["actual"], s["shortfall"], t.get(promotion, promotion)])
-    # Only plain characters in the header: ids are the writers' text.
-    filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"compliance-{org_id}-{report['period']}.csv")
-    # A byte-order mark, so that spreadsheet programs read the Chinese names as UTF-8.
-    return Response(BOM + out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.get("/login", response_class=HTMLResponse)

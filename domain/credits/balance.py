@@ -1,4 +1,4 @@
-"""Credit lines -> the balance answer of DESIGN.md, for a cycle or one year. Pure."""
+"""Credit lines -> the balance answer (GET /v1/learners/{id}/balance) of a cycle or a year."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
+import orjson
 from pydantic import BaseModel, PlainSerializer
 
 from domain.credits.lines import CreditLine, RecordedFact, credit_lines
@@ -109,7 +110,10 @@ class BalanceAnswer(BaseModel):
     proration: Proration | None = None
 
 
-def count_category(amounts: Iterable[Decimal], cap: Decimal | None) -> CategoryBalance:
+Counts = tuple[Decimal, Decimal, Decimal]  # a CategoryBalance's raw, counted, excess
+
+
+def count_values(amounts: Iterable[Decimal], cap: Decimal | None) -> Counts:
     """Positive lines count up to the cap; negative lines are subtracted after it."""
     earned = ZERO
     deducted = ZERO
@@ -119,9 +123,12 @@ def count_category(amounts: Iterable[Decimal], cap: Decimal | None) -> CategoryB
         else:
             deducted -= amount
     kept = earned if cap is None else min(earned, cap)
-    return CategoryBalance(
-        raw=earned - deducted, counted=kept - deducted, excess=earned - kept
-    )
+    return earned - deducted, kept - deducted, earned - kept
+
+
+def count_category(amounts: Iterable[Decimal], cap: Decimal | None) -> CategoryBalance:
+    raw, counted, excess = count_values(amounts, cap)
+    return CategoryBalance(raw=raw, counted=counted, excess=excess)
 
 
 class Ledger:
@@ -142,25 +149,29 @@ class Ledger:
                 earned_deducted[0] += line.amount
             else:
                 earned_deducted[1] += line.amount
-        self._categories: dict[range, dict[str, CategoryBalance]] = {}
+        self._categories: dict[range, dict[str, Counts]] = {}
         self._measures: dict[range, dict[str, Decimal]] = {}
 
+    def category_counts(self, years: range) -> dict[str, Counts]:
+        """(raw, counted, excess) per category over the span, as plain Decimals."""
+        counts = self._categories.get(years)
+        if counts is None:
+            yearly = self._yearly
+            counts = self._categories[years] = {}
+            for name, category in self.pack.categories.items():
+                amounts = [amount for year in years
+                           for amount in yearly.get((name, year), (ZERO, ZERO))]
+                counts[name] = count_values(amounts, category.cap)
+        return counts
+
     def categories(self, years: range) -> dict[str, CategoryBalance]:
-        if years not in self._categories:
-            self._categories[years] = {
-                name: count_category(
-                    (amount for year in years
-                     for amount in self._yearly.get((name, year), (ZERO, ZERO))),
-                    category.cap,
-                )
-                for name, category in self.pack.categories.items()
-            }
-        return self._categories[years]
+        return {name: CategoryBalance(raw=raw, counted=counted, excess=excess)
+                for name, (raw, counted, excess) in self.category_counts(years).items()}
 
     def measures(self, years: range) -> dict[str, Decimal]:
         """Counted categories and totals over the span, by name."""
         if years not in self._measures:
-            counted = {name: c.counted for name, c in self.categories(years).items()}
+            counted = {name: c[1] for name, c in self.category_counts(years).items()}
             totals = {
                 name: sum((counted[m] for m in members), ZERO)
                 for name, members in self.pack.totals.items()
@@ -177,12 +188,21 @@ class Ledger:
         return sum((measures[name] for name in self.pack.board.score), ZERO)
 
 
-def _result(name: str, required: Decimal, actual: Decimal, year: int | None) -> RequirementResult:
+# A RequirementResult's name, required, actual, shortfall, met and year, as plain values.
+Requirement = tuple[str, Decimal, Decimal, Decimal, bool, int | None]
+# A Promotion's year, status and shortfall.
+PromotionValues = tuple[int, str, dict[str, Decimal]]
+
+
+def _result(name: str, required: Decimal, actual: Decimal, year: int | None) -> Requirement:
     shortfall = max(ZERO, required - actual)
-    return RequirementResult(
-        name=name, required=required, actual=actual, shortfall=shortfall,
-        met=shortfall == 0, year=year,
-    )
+    return name, required, actual, shortfall, shortfall == 0, year
+
+
+def _result_model(values: Requirement) -> RequirementResult:
+    name, required, actual, shortfall, met, year = values
+    return RequirementResult(name=name, required=required, actual=actual,
+                             shortfall=shortfall, met=met, year=year)
 
 
 @dataclass(frozen=True)
@@ -228,11 +248,11 @@ class RequiredSpan:
                          cycle_years=self.pack.cycle_years)
 
 
-def requirement_results(
+def requirement_values(
     ledger: Ledger, period: Period, rank: str | None, span: RequiredSpan
-) -> tuple[list[RequirementResult], Promotion | None]:
+) -> tuple[list[Requirement], PromotionValues | None]:
     pack = ledger.pack
-    results: list[RequirementResult] = []
+    results: list[Requirement] = []
     applicable = [r for r in pack.requirements if r.applies_to(rank)]
     if period.is_cycle:
         cycle_measures = ledger.measures(period.years)
@@ -245,11 +265,9 @@ def requirement_results(
         annual = annual_check(ledger, period.first, span)
         results.extend(annual)
         if pack.annual_check.promotion_hold:
-            promotion = Promotion(
-                year=period.first + 1,
-                status="eligible" if all(r.met for r in annual) else "make_up_required",
-                shortfall={r.name: r.shortfall for r in annual},
-            )
+            promotion = (period.first + 1,
+                         "eligible" if all(r[4] for r in annual) else "make_up_required",
+                         {r[0]: r[3] for r in annual})
     first_required = span.first_required(pack.cycle_of(period.first)[0])
     for year in period.years:
         if year < first_required:
@@ -261,7 +279,17 @@ def requirement_results(
     return results, promotion
 
 
-def annual_check(ledger: Ledger, year: int, span: RequiredSpan) -> list[RequirementResult]:
+def requirement_results(
+    ledger: Ledger, period: Period, rank: str | None, span: RequiredSpan
+) -> tuple[list[RequirementResult], Promotion | None]:
+    values, promotion = requirement_values(ledger, period, rank, span)
+    return [_result_model(v) for v in values], (
+        None if promotion is None else
+        Promotion(year=promotion[0], status=promotion[1],  # type: ignore[arg-type]
+                  shortfall=promotion[2]))
+
+
+def annual_check(ledger: Ledger, year: int, span: RequiredSpan) -> list[Requirement]:
     """Year k of its cycle: cumulative counted measures >= k * per_year (caps applied), where
     k counts the required years of the cycle up to this one."""
     assert ledger.pack.annual_check is not None
@@ -310,6 +338,42 @@ def compute_balance(
         facts = [f for f in facts if f.recorded_at is None or f.recorded_at <= as_of]
     registration = registration_of(facts)
     return answer_from_ledger(Ledger(pack, credit_lines(pack, facts)), registration, period)
+
+
+def answer_document(
+    ledger: Ledger, registration: Registration, period: Period
+) -> tuple[str, bytes]:
+    """answer_from_ledger's status and its model_dump_json() as UTF-8, made from plain values
+    with orjson: the read views store one per learner, pack and period, and building the
+    ~10 models of each answer was most of a replay."""
+    pack = ledger.pack
+    span = RequiredSpan.of(pack, registration.year(pack))
+    requirements, promotion = requirement_values(ledger, period, registration.rank, span)
+    years = period.years
+    status = "met" if all(r[4] for r in requirements) else "short"
+    proration = span.proration(period)
+    document = {
+        "learner_id": registration.learner_id,
+        "policy": {"id": pack.id, "version": pack.version},
+        "period": str(period),
+        "categories": {
+            name: {"raw": two_places(raw), "counted": two_places(counted),
+                   "excess": two_places(excess)}
+            for name, (raw, counted, excess) in ledger.category_counts(years).items()},
+        "totals": {name: two_places(value) for name, value in ledger.totals(years).items()},
+        "requirements": [
+            {"name": name, "required": two_places(required), "actual": two_places(actual),
+             "shortfall": two_places(shortfall), "met": met, "year": year}
+            for name, required, actual, shortfall, met, year in requirements],
+        "status": status,
+        "promotion": None if promotion is None else {
+            "year": promotion[0], "status": promotion[1],
+            "shortfall": {name: two_places(value) for name, value in promotion[2].items()}},
+        "proration": None if proration is None else {
+            "from_year": proration.from_year, "years_counted": proration.years_counted,
+            "cycle_years": proration.cycle_years},
+    }
+    return status, orjson.dumps(document)
 
 
 def answer_from_ledger(

@@ -7,14 +7,15 @@ and both sides of a comparison of a platform quantity with a threshold.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property, lru_cache
 from typing import Any
 from uuid import UUID
 
-from domain.policy.pack import EXACT, PolicyPack, TableRule
+from domain.policy.pack import EXACT, PolicyPack, TableRule, round_half_up
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,10 @@ class RecordedFact:
     fact: dict[str, Any]
     recorded_at: datetime | None = None
 
-    @property
+    # Read many times per fact by the calculus (each pack, each rule): computed once. A
+    # cached_property writes the instance's __dict__ directly, so the dataclass stays frozen
+    # (and its equality and hash still cover the fields only).
+    @cached_property
     def type(self) -> str:
         return str(self.fact["type"])
 
@@ -34,7 +38,7 @@ class RecordedFact:
         payload: dict[str, Any] = self.fact["payload"]
         return payload
 
-    @property
+    @cached_property
     def occurred_at(self) -> datetime:
         return datetime.fromisoformat(self.fact["occurred_at"])
 
@@ -53,6 +57,8 @@ def active_facts(facts: Iterable[RecordedFact]) -> list[RecordedFact]:
     """The facts that stand: voids and their targets removed, stream order kept."""
     facts = list(facts)
     voided = {UUID(f.payload["target_event_id"]) for f in facts if f.type == "record.voided"}
+    if not voided:
+        return facts
     return [f for f in facts if f.type != "record.voided" and f.event_id not in voided]
 
 
@@ -64,9 +70,17 @@ def credit_lines(pack: PolicyPack, facts: Sequence[RecordedFact]) -> list[Credit
     for fact in standing:
         lines.extend(calculator.lines_for(fact))
     lines.extend(calculator.once_only_lines(standing))
-    order = {fact.event_id: index for index, fact in enumerate(standing)}
-    lines.sort(key=lambda line: order[line.event_id])
+    # Keyed by the ids' integers: a UUID's hash is a Python method, an int's is not.
+    order = {fact.event_id.int: index for index, fact in enumerate(standing)}
+    lines.sort(key=lambda line: order[line.event_id.int])
     return lines
+
+
+@lru_cache(maxsize=4096)
+def _compared(text: str, places: int) -> Decimal:
+    """A platform quantity as compared with a threshold (round_half_up of its exact value);
+    sessions and exams repeat a few spellings ("1", "0.5", "60") many times."""
+    return round_half_up(Decimal(text), places)
 
 
 class _LineCalculator:
@@ -77,9 +91,28 @@ class _LineCalculator:
         self.zone = pack.zone
         self.submitted_kinds: dict[str, str] = {}
         self.submitted_declarations: set[str] = set()
+        # What each fact type earns on its own. Completed courses and passed exams earn once
+        # per course or exam (once_only_lines); registrations, transfers and voids earn
+        # nothing (a void removes the voided fact's lines instead).
+        self.earns: dict[str, Callable[[RecordedFact, dict[str, Any]], list[CreditLine]]] = {
+            "training.attended": self._training_attended,
+            "assignment.submitted": self._assignment_submitted,
+            "assignment.reviewed": self._assignment_reviewed,
+            "declaration.submitted": self._declaration_submitted,
+            "declaration.reviewed": self._declaration_reviewed,
+            "achievement.recorded": self._achievement_recorded,
+            "award.granted": self._award_granted,
+            "penalty.recorded": self._penalty_recorded,
+            "credits.adjusted": self._credits_adjusted,
+        }
+        self._years: dict[int, int] = {}  # by the fact's event id as an int
 
     def year_of(self, fact: RecordedFact) -> int:
-        return fact.occurred_at.astimezone(self.zone).year
+        key = fact.event_id.int
+        year = self._years.get(key)
+        if year is None:
+            year = self._years[key] = fact.occurred_at.astimezone(self.zone).year
+        return year
 
     def line(self, fact: RecordedFact, category: str, amount: Decimal) -> list[CreditLine]:
         amount = self.rounding.line(amount)
@@ -88,8 +121,8 @@ class _LineCalculator:
         return [CreditLine(fact.event_id, category, amount, self.year_of(fact))]
 
     def lines_for(self, fact: RecordedFact) -> list[CreditLine]:
-        handler = getattr(self, "_" + fact.type.replace(".", "_"), None)
-        return handler(fact, fact.payload) if handler else []
+        earn = self.earns.get(fact.type)
+        return earn(fact, fact.payload) if earn else []
 
     def _training_attended(self, fact: RecordedFact, p: dict[str, Any]) -> list[CreditLine]:
         rule = self.rules.training_attended
@@ -166,14 +199,17 @@ class _LineCalculator:
         return lines
 
     def _once_only_key(self, fact: RecordedFact) -> tuple[str, str] | None:
+        fact_type = fact.type
+        if fact_type != "study_session.recorded" and fact_type != "exam.graded":
+            return None
         p = fact.payload
         course_rule = self.rules.course_completed
-        if fact.type == "study_session.recorded" and course_rule is not None:
-            compared = self.rounding.compared
-            reached = compared(Decimal(p["progress"])) >= compared(course_rule.progress_threshold)
+        places = self.rounding.compare_places
+        if fact_type == "study_session.recorded" and course_rule is not None:
+            threshold = self.rounding.compared(course_rule.progress_threshold)
+            reached = _compared(p["progress"], places) >= threshold
             return ("course", p["course_id"]) if reached else None
-        if fact.type == "exam.graded" and self.rules.exam_passed is not None:
-            compared = self.rounding.compared
-            passed = compared(Decimal(p["score"])) >= compared(Decimal(p["pass_score"]))
+        if fact_type == "exam.graded" and self.rules.exam_passed is not None:
+            passed = _compared(p["score"], places) >= _compared(p["pass_score"], places)
             return ("exam", p["exam_id"]) if passed else None
         return None

@@ -90,8 +90,13 @@ class Board(_Strict):
 EXACT = Context(prec=200)
 
 
+# The quantum of each number of places (1, 0.1, 0.01, ...), made once.
+_QUANTA = [Decimal(1).scaleb(-places) for places in range(13)]
+
+
 def round_half_up(value: Decimal, places: int) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP, context=EXACT)
+    quantum = _QUANTA[places] if 0 <= places < len(_QUANTA) else Decimal(1).scaleb(-places)
+    return value.quantize(quantum, rounding=ROUND_HALF_UP, context=EXACT)
 
 
 def decimal_places(value: Decimal) -> int:

@@ -21,7 +21,7 @@ import pytest
 
 from infra.settings import Settings
 from tests.factories import envelope
-from tests.kafka.conftest import KafkaWorld, _free_port, fact_message
+from tests.integration.kafka.conftest import KafkaWorld, _free_port, fact_message
 
 PROCFILE = Path(__file__).resolve().parents[2] / "deploy" / "Procfile"
 POLICY, PERIOD = "dadukou-double-100", "2024"

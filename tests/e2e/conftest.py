@@ -3,8 +3,6 @@ running in a thread, a small district, and one API key per role."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,21 +15,18 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
 
 from api.app import create_app
-from infra.key_store import KeyStore
-from infra.serve import ProjectionThread, build_services
+from infra.serve import ProjectionThread, app_in_thread, build_services, free_port
 from infra.settings import Settings
+from infra.store.keys import KeyStore
 from tests.factories import REGISTRATION, incoming
 
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()
 
 
 def district_facts() -> list:
@@ -93,22 +88,19 @@ def serving(settings: Settings, services: Any = None, poll_seconds: float = 0.1
     """The API under uvicorn on a free loopback port, views kept current; yields its URL."""
     services = services or build_services(settings)
     projections = ProjectionThread(settings, poll_seconds=poll_seconds).start()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        with app_in_thread(create_app(services)) as base_url:
+            # Tests start from projected views: what they read is the views' answer, not a
+            # race with the projection thread (a loaded machine can take seconds at first).
+            deadline = time.monotonic() + 60
+            while projections.projector.lag() > 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the views did not catch up with the store")
+                time.sleep(0.02)
+            yield base_url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         projections.close()
+        services.views.close()
         services.ledger.close()
 
 

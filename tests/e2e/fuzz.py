@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.bootstrap import build_projector
-from infra.demo import write_demo
-from infra.ingest import ingest_file
-from infra.key_store import KeyStore
+from infra.files.jsonl_ingest import ingest_file
+from infra.sample.district import write_demo
 from infra.serve import build_services
 from infra.settings import Settings
+from infra.store.keys import KeyStore
 from tests.e2e.conftest import serving
 
 CHECKS = ("not_a_server_error", "response_schema_conformance", "status_code_conformance",

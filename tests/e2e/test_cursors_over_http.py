@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from infra.api_views import ApiReadViews
+from infra.views.reads import SqlReadViews
 from tests.factories import envelope
 
 POLICY, CYCLE = "dadukou-double-100", "2021-2025"
@@ -94,7 +94,7 @@ def test_altered_foreign_and_handmade_cursors_are_refused_with_invalid_cursor(di
                                params={"limit": 1}).json()["next_cursor"]
     # The same page of the same board, sealed by a server with another secret.
     other_secret = district.settings.model_copy(update={"secret_key": "x" * 40})
-    foreign = ApiReadViews(other_secret, district.services.ledger).board(
+    foreign = SqlReadViews(other_secret, district.services.ledger).board(
         POLICY, CYCLE, org="A", limit=2, cursor=None, anonymous=True).next_cursor
     assert foreign and foreign != board_a
 
@@ -128,7 +128,7 @@ def test_altered_foreign_and_handmade_cursors_are_refused_with_invalid_cursor(di
 
 def test_a_cursor_from_one_worker_is_accepted_by_another(district):
     """Every worker (and every restart) reads the one secret kept in the store."""
-    second_worker = ApiReadViews(district.settings, district.services.ledger)
+    second_worker = SqlReadViews(district.settings, district.services.ledger)
     cursor = second_worker.board(POLICY, CYCLE, org="A", limit=5, cursor=None,
                                  anonymous=True).next_cursor
     with district.client() as anonymous:

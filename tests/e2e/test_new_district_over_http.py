@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from infra.key_store import KeyStore
+from infra.store.keys import KeyStore
 from tests.factories import envelope
 
 

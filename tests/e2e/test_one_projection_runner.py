@@ -17,7 +17,7 @@ import pytest
 
 from infra.bootstrap import build_ledger
 from infra.settings import Settings
-from infra.view_store import ViewStore
+from infra.views.writer import ViewStore
 from tests.e2e.conftest import NOW, district_facts
 from tests.integration.test_projection_stall import sessions
 

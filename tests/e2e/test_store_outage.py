@@ -21,8 +21,8 @@ import pytest
 
 from domain.archive import LearnerArchive
 from infra.bootstrap import build_ledger
-from infra.key_store import KeyStore
 from infra.settings import Settings
+from infra.store.keys import KeyStore
 from tests.conftest import _start_private_cluster, pg_ctl
 from tests.e2e.conftest import NOW, _free_port, district_facts
 from tests.factories import envelope

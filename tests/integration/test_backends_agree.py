@@ -6,8 +6,8 @@ import pytest
 
 from domain.policy.pack import SHIPPED_PACKS
 from infra.bootstrap import build_ledger
-from infra.demo import write_demo
-from infra.ingest import ingest_file
+from infra.files.jsonl_ingest import ingest_file
+from infra.sample.district import write_demo
 from infra.settings import Settings
 from tests.conftest import sqlite_settings
 

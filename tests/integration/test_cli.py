@@ -148,7 +148,7 @@ def test_missing_file_is_one_clear_line(tmp_path):
 def test_every_command_option_and_argument_says_what_it_is_for():
     import argparse
 
-    from infra.cli import build_parser
+    from infra.cli.main import build_parser
 
     missing = []
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 
 from infra.bootstrap import build_ledger
-from infra.demo import write_demo
-from infra.ingest import ingest_file
+from infra.files.jsonl_ingest import ingest_file
+from infra.sample.district import write_demo
 from tests.conftest import sqlite_settings
 
 POLICY = "dadukou-double-100"

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from infra.cli_common import EXIT_CODES
+from infra.cli.common import EXIT_CODES
 from tests.factories import REGISTRATION, envelope
 
 LINE = re.compile(r"^(ok|note|warn|FAIL) +[a-z ]+: .+$")

@@ -18,10 +18,10 @@ import pytest
 from domain.application import StudyLedger
 from domain.policy.pack import SHIPPED_PACKS
 from infra.bootstrap import build_ledger, build_projector, build_views
-from infra.demo import write_demo
-from infra.ingest import ingest_file
+from infra.files.jsonl_ingest import ingest_file
+from infra.sample.district import write_demo
 from infra.settings import Settings
-from infra.view_queries import ViewQueries
+from infra.views.boards import BoardQueries
 from tests.conftest import sqlite_settings
 from tests.factories import REGISTRATION, SESSION, envelope
 
@@ -92,7 +92,7 @@ class Answers:
     def boards(self, orgs: list[str | None]) -> dict[tuple[str, str | None], list[Any]]:
         """Every page of every board (both packs, a cycle) of these orgs."""
         views = build_views(self.settings)
-        queries = ViewQueries(views)
+        queries = BoardQueries(views)
         pages: dict[tuple[str, str | None], list[Any]] = {}
         try:
             for policy in SHIPPED_PACKS:

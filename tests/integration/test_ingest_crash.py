@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from infra.demo import write_demo
+from infra.sample.district import write_demo
 
 
 def stored_rows(db: Path) -> int:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from domain.application import StudyLedger
 from infra.bootstrap import build_ledger
-from infra.demo import write_demo
-from infra.ingest import ingest_file
+from infra.files.jsonl_ingest import ingest_file
+from infra.sample.district import write_demo
 from tests.factories import REGISTRATION, SESSION, incoming
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from infra.bootstrap import build_ledger
-from infra.ingest import ingest_file
+from infra.files.jsonl_ingest import ingest_file
 from tests.conftest import sqlite_settings
 from tests.factories import REGISTRATION, envelope
 

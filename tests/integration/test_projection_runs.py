@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from infra.bootstrap import build_ledger, build_projector
-from infra.demo import write_demo
-from infra.ingest import ingest_file
+from infra.files.jsonl_ingest import ingest_file
+from infra.sample.district import write_demo
 from infra.settings import Settings
 
 

@@ -13,8 +13,9 @@ import psycopg
 
 from domain.application import StudyLedger
 from infra.bootstrap import build_ledger, build_projector
+from infra.serve import keep_views_current
 from infra.settings import Settings, sqlite_path
-from infra.view_store import ViewStore
+from infra.views.writer import ViewStore
 from tests.e2e.conftest import NOW, district_facts
 from tests.factories import incoming
 
@@ -74,7 +75,7 @@ def test_the_runner_stalls_loudly_at_the_fact_and_resumes_when_it_is_gone(store_
     observer = ViewStore(settings)
     projector = build_projector(settings, ledger)
     stop = threading.Event()
-    runner = threading.Thread(target=projector.run_forever, args=(stop, 0.05))
+    runner = threading.Thread(target=keep_views_current, args=(projector, stop, 0.05))
     with caplog.at_level(logging.WARNING, logger="studyledger.projections"):
         runner.start()
         try:

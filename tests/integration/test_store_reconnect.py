@@ -12,9 +12,9 @@ import pytest
 
 from domain.errors import StoreUnavailableError
 from infra.bootstrap import build_ledger
-from infra.key_store import KeyStore
 from infra.settings import Settings
-from infra.view_store import ViewStore
+from infra.store.keys import KeyStore
+from infra.views.writer import ViewStore
 from tests.e2e.conftest import NOW, district_facts
 from tests.factories import incoming
 

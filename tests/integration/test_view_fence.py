@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from infra.bootstrap import build_ledger, build_projector
-from infra.projector import Projector
-from infra.runner_lease import LeaseHeldError
 from infra.settings import Settings
-from infra.view_store import ViewsMovedError, ViewStore
+from infra.store.runner_lease import LeaseHeldError
+from infra.views.writer import ViewsMovedError, ViewStore
+from projections.runner import Projector
 from tests.e2e.conftest import NOW, district_facts
 from tests.integration.test_projection_stall import sessions
 
@@ -25,7 +25,7 @@ def test_a_batch_read_before_another_runner_wrote_is_refused_and_redone(store_se
     second = Projector(ledger, ViewStore(store_settings), batch_size=5)
 
     after = first.views.position()
-    page = ledger.recorder.select_notifications(start=after + 1, limit=5)
+    page = ledger.read_log(after, 5)
     assert second.run_once() == len(ledger.recorder.select_notifications(start=1, limit=99))
     with pytest.raises(ViewsMovedError):
         first._apply(page, after)  # read at 0, the views are at 18 now

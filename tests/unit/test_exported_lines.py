@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from consumers.relay import recorded_record
 from domain.chain import GENESIS_HASH, link_hash
-from infra.ingest import ParsedLine, Rejection, read_line
+from infra.files.jsonl_ingest import ParsedLine, Rejection, read_line
 from tests.factories import SESSION, envelope, incoming
 
 

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from domain.facts import FACT_TYPES, parse_fact
 from domain.identity import NS, fact_event_id, learner_archive_id, org_unit_id
-from infra.ingest import describe_validation_error
+from infra.files.jsonl_ingest import describe_validation_error
 from tests.factories import SESSION, envelope
 
 

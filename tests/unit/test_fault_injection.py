@@ -1,5 +1,5 @@
 """STUDYLEDGER_FAULT_KILL_AT: which point, at which hit (the kill itself is exercised by the
-crash tests in tests/kafka and tests/integration)."""
+crash tests in tests/integration/kafka and tests/integration)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from consumers.fault_points import no_faults
-from infra.fault_injection import KillAt, fault_point_from, parse_kill_at
+from infra.ops.fault_injection import KillAt, fault_point_from, parse_kill_at
 from infra.settings import Settings
 
 

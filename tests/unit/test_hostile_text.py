@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from domain.facts import parse_fact
-from infra.demo import DemoWriter
-from infra.ingest import describe_validation_error
+from infra.files.jsonl_ingest import describe_validation_error
+from infra.sample.district import DemoWriter
 from tests.factories import REGISTRATION, SESSION, envelope
 
 ID_FIELDS = [

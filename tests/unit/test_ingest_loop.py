@@ -1,5 +1,5 @@
 """The consumer loop's ordering and retry policy, with in-memory stand-ins for Kafka and the
-store (the real broker and stores are exercised in tests/kafka)."""
+store (the real broker and stores are exercised in tests/integration/kafka)."""
 
 from __future__ import annotations
 

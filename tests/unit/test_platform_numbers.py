@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from consumers.ingest_loop import DeadLetter, InboundMessage, validate_message
 from domain.facts import IncomingFact, decode_fact_json, parse_fact
-from infra.ingest import Rejection, describe_validation_error, parse_line
+from infra.files.jsonl_ingest import Rejection, describe_validation_error, parse_line
 from tests.factories import SESSION, envelope
 
 TRAINING = {"program_id": "P1", "kind": "thematic", "hours": 31, "leave_hours": 0}

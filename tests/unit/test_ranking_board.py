@@ -3,12 +3,12 @@
 import pytest
 
 from domain.errors import InvalidCursorError
+from domain.org_tree import published_orgs
 from projections.ranking_board import (
     ScoreHistogram,
     decode_cursor,
     encode_cursor,
     mask_name,
-    published_orgs,
 )
 
 

@@ -10,7 +10,7 @@ import pytest
 from eventsourcing.persistence import DataError, IntegrityError, OperationalError
 
 from domain.errors import StoreUnavailableError
-from infra.store_errors import is_unavailable, store_errors
+from infra.store.errors import is_unavailable, store_errors
 
 
 def wrapped(library_error: type[Exception], cause: Exception) -> Exception:

@@ -1,0 +1,1 @@
+"""`studyledger bench`: ingest, views, HTTP and Kafka benchmarks beside same-run baselines."""

@@ -1,0 +1,1 @@
+"""Facts in and out as files: JSONL ingest and export."""

@@ -1,0 +1,1 @@
+"""Operating the processes: Prometheus metrics, `doctor`, and test-only fault injection."""

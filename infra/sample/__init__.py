@@ -1,0 +1,1 @@
+"""The seeded demo district that `studyledger demo` and `run` load."""

@@ -1,0 +1,66 @@
+"""Processes started together on a fresh PostgreSQL schema (serve, project, consume) create
+their tables one at a time: each creation waits for the schema's DDL lock, so none of them
+meets PostgreSQL's catalog race ("duplicate key value violates pg_type_typname_nsp_index")."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from infra.bootstrap import build_ledger
+from infra.settings import Settings
+from infra.store.keys import KeyStore
+from infra.store.sql_connection import ddl_lock_name
+from infra.views.writer import ViewStore
+
+pytestmark = pytest.mark.postgres
+
+CREATORS = {
+    "views": lambda settings: ViewStore(settings).close(),
+    "keys": lambda settings: KeyStore(settings).close(),
+    "event store": lambda settings: build_ledger(settings).close(),
+}
+
+
+@pytest.mark.parametrize("creator", list(CREATORS))
+def test_creating_tables_waits_for_the_schema_ddl_lock(postgres_url, pg_schema, creator):
+    settings = Settings(database_url=postgres_url, database_schema=pg_schema)
+    done, failed = threading.Event(), []
+
+    def create() -> None:
+        try:
+            CREATORS[creator](settings)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            failed.append(exc)
+        done.set()
+
+    with psycopg.connect(postgres_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtext(%s))", (ddl_lock_name(pg_schema),))
+        worker = threading.Thread(target=create)
+        worker.start()
+        assert not done.wait(1.5), f"{creator} created its tables without the DDL lock"
+        holder.execute("SELECT pg_advisory_unlock(hashtext(%s))", (ddl_lock_name(pg_schema),))
+    assert done.wait(30) and not failed, failed
+    worker.join()
+
+
+def test_many_processes_worth_of_creators_at_once_all_succeed(postgres_url, pg_schema):
+    settings = Settings(database_url=postgres_url, database_schema=pg_schema)
+    start, failed = threading.Barrier(6), []
+
+    def create(make) -> None:
+        start.wait()
+        try:
+            make(settings)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            failed.append(exc)
+
+    workers = [threading.Thread(target=create, args=(make,))
+               for make in [*CREATORS.values(), *CREATORS.values()]]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert not failed, failed
