@@ -32,9 +32,7 @@ class CertificateStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._local = threading.local()
-        with self._db.ddl_transaction() as cur:
-            for statement in DDL:
-                cur.execute(statement)
+        self._db.create_tables(DDL)
 
     @property
     def _db(self) -> SqlConnection:

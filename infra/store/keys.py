@@ -49,8 +49,7 @@ class KeyStore:
     def __init__(self, settings: Settings) -> None:
         self.db = SqlConnection(settings)
         self.timeout = settings.store_timeout_seconds
-        with self.db.ddl_transaction() as cur:
-            cur.execute(DDL)
+        self.db.create_tables([DDL])
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 

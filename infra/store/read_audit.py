@@ -39,9 +39,8 @@ class ReadAuditStore:
     def __init__(self, settings: Settings) -> None:
         self.db = SqlConnection(settings)
         self.lock = threading.Lock()
-        with self.lock, self.db.ddl_transaction() as cur:
-            for statement in _ddl(self.db.is_sqlite):
-                cur.execute(statement)
+        with self.lock:
+            self.db.create_tables(_ddl(self.db.is_sqlite))
 
     def record(self, entry: ReadRecord) -> None:
         with self.lock, self.db.transaction() as cur:

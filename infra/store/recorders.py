@@ -26,7 +26,7 @@ from domain.application import FactKey, LogRow
 from domain.parking import ParkingChanges
 from infra.ops.metrics import WRITER_LOCK_WAIT
 from infra.store.parking_tables import PostgresParking, SQLiteParking
-from infra.store.sql_connection import ddl_lock_name
+from infra.store.sql_connection import ddl_lock_name, run_ddl
 
 # SQLite caps the host parameters of one statement; stay well under it.
 _CHUNK = 500
@@ -297,6 +297,12 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
                 super().create_table()
             finally:
                 conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (lock_name,))
+
+    def _create_table(self, curs: Any) -> None:
+        # An existing index is skipped without locking its table (sql_connection.run_ddl).
+        run_ddl(curs, [statement.as_string() for statement in self.sql_create_statements
+                       if "CREATE TYPE" not in statement.as_string()],
+                schema=self.datastore.schema)
 
     def find_fact_keys(self, event_ids: Sequence[UUID]) -> dict[UUID, FactKey]:
         if not event_ids:

@@ -13,8 +13,7 @@ class RelayPositionStore:
     def __init__(self, settings: Settings, name: str) -> None:
         self.db = SqlConnection(settings)
         self.name = name
-        with self.db.ddl_transaction() as cur:
-            cur.execute(DDL)
+        self.db.create_tables([DDL])
 
     def position(self) -> int:
         rows = self.db.query("SELECT position FROM relay_tracking WHERE name = ?", (self.name,))

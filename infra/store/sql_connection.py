@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,31 @@ def ddl_lock_name(schema: str) -> str:
     violation on its catalog: every creation of tables in a schema takes this advisory
     lock first (transaction-level in ours, session-level around the library's)."""
     return f"studyledger-ddl:{schema}"
+
+
+_INDEX_IF_NOT_EXISTS = re.compile(
+    r'CREATE\s+(?:UNIQUE\s+)?INDEX\s+IF\s+NOT\s+EXISTS\s+"?([A-Za-z0-9_]+)"?', re.IGNORECASE)
+
+
+def run_ddl(cur: Any, statements: Sequence[str], *, schema: str | None) -> None:
+    """Run CREATE ... IF NOT EXISTS statements, skipping (on PostgreSQL, `schema` given) an
+    index that already exists.
+
+    PostgreSQL takes a SHARE lock on the table for CREATE INDEX IF NOT EXISTS before it looks
+    whether the index exists, and holds it to the commit. A process starting beside a
+    running writer would then hold one table while waiting for another that the writer
+    holds while waiting for the first: a deadlock. Looking in the catalog first takes no
+    table lock; a missing index is only ever created before any writer uses its table,
+    under the schema's DDL lock."""
+    for statement in statements:
+        found = _INDEX_IF_NOT_EXISTS.match(statement.strip()) if schema is not None else None
+        if found is not None:
+            cur.execute("SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                        "c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+                        (schema, found.group(1)))
+            if cur.fetchone() is not None:
+                continue
+        cur.execute(statement)
 
 
 def ensure_schema(settings: Settings) -> None:
@@ -177,6 +203,15 @@ class SqlConnection:
                 cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
                             (ddl_lock_name(self.settings.database_schema),))
             yield cur
+
+    def create_tables(self, statements: Sequence[str]) -> None:
+        """Create whatever of these tables and indexes is missing (see run_ddl)."""
+        with self.ddl_transaction() as cur:
+            self.run_ddl(cur, statements)
+
+    def run_ddl(self, cur: Any, statements: Sequence[str]) -> None:
+        run_ddl(cur, statements,
+                schema=None if self.is_sqlite else self.settings.database_schema)
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         def run(conn: Any) -> list[tuple[Any, ...]]:

@@ -38,8 +38,7 @@ class ViewStore(SqlConnection):
         if found is None or found[0] != VIEWS_VERSION:
             for table in TABLES:
                 cur.execute(f"DROP TABLE IF EXISTS {table}")
-        for statement in DDL:
-            cur.execute(statement)
+        self.run_ddl(cur, DDL)
         cur.execute(self.sql("INSERT INTO v_meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE "
                              "SET value = excluded.value"), ("views_version", VIEWS_VERSION))
         self._track_from_zero(cur)

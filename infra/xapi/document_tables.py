@@ -45,9 +45,8 @@ class DocumentTables:
     def __init__(self, settings: Settings) -> None:
         self.db = SqlConnection(settings)
         self.lock = threading.Lock()
-        with self.lock, self.db.transaction() as cur:
-            for statement in ddl("BLOB" if settings.is_sqlite else "BYTEA"):
-                cur.execute(statement)
+        with self.lock:
+            self.db.create_tables(ddl("BLOB" if settings.is_sqlite else "BYTEA"))
 
     def _where(self, names: tuple[str, ...]) -> str:
         return " AND ".join(f"{name} = ?" for name in names)

@@ -61,9 +61,8 @@ class StatementTables:
     def __init__(self, settings: Settings) -> None:
         self.db = SqlConnection(settings)
         self.lock = threading.Lock()  # one connection, shared by the server's threads
-        with self.lock, self.db.transaction() as cur:
-            for statement in DDL:
-                cur.execute(statement)
+        with self.lock:
+            self.db.create_tables(DDL)
 
     def position(self, row: int = 1) -> int:
         """Row 1: how far the tables are projected; other rows: other readers of the log."""
