@@ -19,8 +19,9 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Recording, StoredEvent, Transcoder
+from eventsourcing.utils import get_topic
 
-from domain.archive import ChainedAggregate, LearnerArchive
+from domain.archive import ChainedAggregate, LearnerArchive, OrgUnit
 from domain.batch_writer import BatchWriter, FactKey, RecordResult
 from domain.chain import BrokenLink, ChainLink, ChainVerifier
 from domain.credits.balance import BalanceAnswer, compute_balance, parse_period
@@ -40,6 +41,8 @@ A = TypeVar("A", bound=ChainedAggregate)
 
 
 LogRow = tuple[int, UUID, int, bytes]
+# (position, stream id, version, topic, stored state)
+TopicLogRow = tuple[int, UUID, int, str, bytes]
 
 
 class FactIndex(Protocol):
@@ -57,6 +60,14 @@ class FactIndex(Protocol):
 
     def log_rows(self, after: int, limit: int) -> list[LogRow]:
         """(position, stream id, version, stored state) of the next events after `after`."""
+
+    def stream_rows(self, through: int, after: tuple[UUID, int], limit: int
+                    ) -> list[TopicLogRow]:
+        """The events at log positions up to `through`, ordered by stream and version,
+        the next `limit` after the (stream id, version) `after`."""
+
+    def topic_rows(self, topics: Sequence[str], through: int) -> list[TopicLogRow]:
+        """Every event of these topics at log positions up to `through`, in log order."""
 
     def exclusive_writer(self) -> AbstractContextManager[None]:
         """Held for a whole batch: one batch writer at a time across processes."""
@@ -276,6 +287,31 @@ class StudyLedger(Application[UUID]):
                 notification.id, UUID(str(notification.originator_id)),
                 notification.originator_version, stored.event_id, stored.fact,
                 stored.timestamp, stored.hash, stored.prev_hash))
+        return logged
+
+    def read_streams(self, through: int, after: tuple[UUID, int] | None, limit: int
+                     ) -> list[LoggedFact]:
+        """The facts recorded up to log position `through`, stream by stream (each in the
+        order recorded), the next `limit` after the (stream id, version) `after`: a rebuild
+        reads every stream once, whole, instead of again each time the log returns to it."""
+        start = after if after is not None else (UUID(int=0), 0)
+        return self._logged(self.fact_index.stream_rows(through, start, limit))
+
+    def read_org_log(self, through: int) -> list[LoggedFact]:
+        """Every org fact recorded up to log position `through`, in log order."""
+        topics = [get_topic(OrgUnit.Opened), get_topic(OrgUnit.FactRecorded)]
+        return self._logged(self.fact_index.topic_rows(topics, through))
+
+    def _logged(self, rows: list[TopicLogRow]) -> list[LoggedFact]:
+        plain = self.mapper.cipher is None and self.mapper.compressor is None
+        decode = self.mapper.transcoder.decode
+        logged = []
+        for position, stream_id, version, topic, state in rows:
+            event: Any = (decode(state) if plain else vars(self.mapper.to_domain_event(
+                StoredEvent(stream_id, version, topic, state))))
+            logged.append(LoggedFact(
+                position, stream_id, version, event["event_id"], event["fact"],
+                event["timestamp"], event["hash"], event["prev_hash"]))
         return logged
 
     def last_position(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from projections.answers import ComplianceAnswer, OrgStatistics, RankAnswer
 from projections.audit_trail import TrailPage
@@ -44,6 +44,9 @@ class ViewBatch:
     chains: dict[str, list[str]] = field(default_factory=dict)
     # The position the views stood at when the batch was read; None: not checked.
     after: int | None = None
+    # Which board counts to recompute with the batch: those of the orgs it touched; none
+    # (a rebuild writing many batches counts once, at its end); or every board.
+    board_counts: Literal["touched", "later", "all"] = "touched"
 
 
 class ViewsMovedError(Exception):

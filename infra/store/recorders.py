@@ -22,7 +22,7 @@ from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
-from domain.application import FactKey, LogRow
+from domain.application import FactKey, LogRow, TopicLogRow
 from domain.parking import ParkingChanges
 from infra.ops.metrics import WRITER_LOCK_WAIT
 from infra.store.parking_tables import PostgresParking, SQLiteParking
@@ -159,6 +159,24 @@ class SQLiteFactKeyRecorder(SQLiteParking, SQLiteApplicationRecorder):
                       (after, limit))
             return [(row[0], UUID(row[1]), row[2], row[3]) for row in c.fetchall()]
 
+    def stream_rows(self, through: int, after: tuple[UUID, int], limit: int
+                    ) -> list[TopicLogRow]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT rowid, originator_id, originator_version, topic, state "
+                      f"FROM {self.events_table_name} WHERE rowid <= ? AND "
+                      "(originator_id, originator_version) > (?, ?) "
+                      "ORDER BY originator_id, originator_version LIMIT ?",
+                      (through, after[0].hex, after[1], limit))
+            return [(row[0], UUID(row[1]), row[2], row[3], row[4]) for row in c.fetchall()]
+
+    def topic_rows(self, topics: Sequence[str], through: int) -> list[TopicLogRow]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT rowid, originator_id, originator_version, topic, state "
+                      f"FROM {self.events_table_name} WHERE topic IN "
+                      f"({', '.join('?' * len(topics))}) AND rowid <= ? ORDER BY rowid",
+                      (*topics, through))
+            return [(row[0], UUID(row[1]), row[2], row[3], row[4]) for row in c.fetchall()]
+
     def positions_of(self, keys: Sequence[FactKey]) -> dict[UUID, int]:
         positions: dict[UUID, int] = {}
         with self.datastore.transaction(commit=False) as c:
@@ -214,6 +232,14 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
         self._select_log_rows = SQL(
             "SELECT notification_id, originator_id, originator_version, state FROM {} "
             "WHERE notification_id > %s ORDER BY notification_id LIMIT %s").format(events)
+        self._select_stream_rows = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
+            "WHERE notification_id <= %s AND (originator_id, originator_version) > (%s, %s) "
+            "ORDER BY originator_id, originator_version LIMIT %s").format(events)
+        self._select_topic_rows = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
+            "WHERE topic = ANY(%s) AND notification_id <= %s ORDER BY notification_id"
+        ).format(events)
         self._select_positions = SQL(
             "SELECT e.originator_id, e.originator_version, e.notification_id FROM {} e "
             "JOIN unnest(%s::uuid[], %s::bigint[]) AS k(oid, ver) "
@@ -337,6 +363,20 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
             c.execute(self._select_log_rows, (after, limit), prepare=True)
             return [(position, stream, version, bytes(state))
                     for position, stream, version, state in c.fetchall()]
+
+    def stream_rows(self, through: int, after: tuple[UUID, int], limit: int
+                    ) -> list[TopicLogRow]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self._select_stream_rows, (through, after[0], after[1], limit),
+                      prepare=True)
+            return [(position, stream, version, topic, bytes(state))
+                    for position, stream, version, topic, state in c.fetchall()]
+
+    def topic_rows(self, topics: Sequence[str], through: int) -> list[TopicLogRow]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            c.execute(self._select_topic_rows, (list(topics), through))
+            return [(position, stream, version, row_topic, bytes(state))
+                    for position, stream, version, row_topic, state in c.fetchall()]
 
     def positions_of(self, keys: Sequence[FactKey]) -> dict[UUID, int]:
         if not keys:

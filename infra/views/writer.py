@@ -144,6 +144,21 @@ class ViewStore(SqlConnection):
             (b.policy, b.period, org, b.score_cents, b.learner_id,
              learners[b.learner_id].name, learners[b.learner_id].org_id)
             for b in scored for org in batch.chains[learners[b.learner_id].org_id]])
+        if batch.board_counts == "all":
+            self._recount_every_board(cur)
+        elif batch.board_counts == "touched":
+            self._recount_touched_boards(cur, batch, previous_orgs)
+
+    def _recount_every_board(self, cur: Any) -> None:
+        for table in ("v_member_counts", "v_board_counts"):
+            cur.execute(f"DELETE FROM {table}")
+        cur.execute("INSERT INTO v_member_counts SELECT org_id, COUNT(*) FROM v_members "
+                    "GROUP BY org_id")
+        cur.execute("INSERT INTO v_board_counts SELECT policy, period, org_id, score_cents, "
+                    "COUNT(*) FROM v_board GROUP BY policy, period, org_id, score_cents")
+
+    def _recount_touched_boards(self, cur: Any, batch: ViewBatch, previous_orgs: set[str]
+                                ) -> None:
         # Recount every board and org the batch may have changed: the members' orgs now and
         # before, with their ancestors, for every cycle the batch touched.
         orgs = {org for row in batch.learners for org in batch.chains[row.org_id]}

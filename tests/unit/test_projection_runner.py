@@ -4,7 +4,7 @@ in which batches, and how it meets a writer that moved, a replay and a lease hel
 The log is the aggregates' own events (recorded through their rules) numbered in order: a
 StudyLedger on the library's in-memory store cannot record facts (the write path needs the
 fact-key index only the SQL recorders have), and the runner reads only read_log,
-last_position and stream_facts.
+last_position, stream_facts, and for a rebuild read_streams and read_org_log.
 """
 
 from __future__ import annotations
@@ -67,6 +67,15 @@ class MemoryLog:
 
     def last_position(self) -> int:
         return len(self.logged)
+
+    def read_streams(self, through: int, after: tuple[UUID, int] | None, limit: int
+                     ) -> list[LoggedFact]:
+        ordered = sorted(self.logged[:through], key=lambda e: (e.stream_id.int, e.version))
+        start = (after[0].int, after[1]) if after is not None else (-1, 0)
+        return [e for e in ordered if (e.stream_id.int, e.version) > start][:limit]
+
+    def read_org_log(self, through: int) -> list[LoggedFact]:
+        return [e for e in self.logged[:through] if e.fact["learner_id"] is None]
 
     def stream_facts(self, stream_id: UUID, through_version: int | None = None
                      ) -> list[RecordedFact]:
@@ -314,9 +323,41 @@ def test_replay_empties_the_views_then_rebuilds_them_from_the_start():
     lease = Lease(held=True)
     views.calls.clear()
     assert projector(log, views, batch_size=10, lease=lease).replay() == 23
-    assert views.calls == ["reset", "write", "write", "write", "analyze"]
+    assert views.calls[0] == "reset" and views.calls[-1] == "analyze"
+    assert set(views.calls[1:-1]) == {"write"}
     assert views.rows() == run(log).rows()
     assert lease.released == 1
+
+
+def test_a_rebuild_reads_each_stream_once_and_moves_the_position_only_with_its_last_batch():
+    log = district()
+    views = MemoryViews()
+    assert projector(log, views, batch_size=5, lease=Lease(held=True)).replay() == 23
+    assert log.stream_reads == 0
+    positions = [batch.position for batch in views.batches]
+    assert positions[-1] == 23 and set(positions[:-1]) == {0}
+    assert views.batches[0].orgs and not views.batches[0].learners  # the orgs go first
+    assert [b.board_counts for b in views.batches] == ["later"] * (len(positions) - 1) + ["all"]
+    folded = [row.learner_id for batch in views.batches for row in batch.learners]
+    assert sorted(folded) == ["L1", "L2", "L3", "L4"]  # each learner folded once
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 4, 7, 22, 23, 100])
+def test_a_rebuild_in_batches_of_any_size_gives_the_views_of_a_run_in_log_order(batch_size):
+    log = district()  # L1's stream (7 facts) is longer than the smaller batches
+    views = MemoryViews()
+    projector(log, views, batch_size=batch_size, lease=Lease(held=True)).replay()
+    assert views.rows() == run(log).rows()
+
+
+def test_what_is_recorded_after_a_rebuild_read_the_end_of_the_log_is_applied_in_order():
+    log = district()
+    views = MemoryViews()
+    later = [training("L4", 3), learner("L5", "C"), training("L5", 6)]
+    views.before_write = lambda: log.record(*later)  # recorded while the rebuild writes
+    assert projector(log, views, batch_size=10, lease=Lease(held=True)).replay() == 26
+    assert views.position() == 26
+    assert views.rows() == run(log).rows()
 
 
 def test_a_replay_is_refused_while_another_runner_holds_the_lease():
