@@ -1,0 +1,145 @@
+"""`studyledger bench lag`: how far the read views trail a steady stream of incoming facts.
+
+The demo district's facts (validated before the clock starts) are recorded at a fixed rate,
+one durable batch every tick, by this process; the real `studyledger project` runs beside it
+in a process of its own, as it does in a deployment. A watcher samples the views' position
+every few milliseconds. A batch's lag is the time from its commit to the first sample at
+which the views hold it; the figures are the median, p99 and worst of those, and the most
+facts the views were ever behind.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from domain.facts import IncomingFact
+from infra.bench.datasets import PgSchema
+from infra.bootstrap import build_ledger
+from infra.files.jsonl_ingest import Rejection, parse_line
+from infra.sample.district import write_demo
+from infra.settings import Settings
+from infra.store.sql_connection import SqlConnection
+from infra.views.schema import PROJECTION
+
+TICKS_PER_SECOND = 10
+SAMPLE_SECONDS = 0.005
+
+
+def _valid_facts(demo: Path) -> list[IncomingFact]:
+    with demo.open(encoding="utf-8") as handle:
+        parsed = (parse_line(number, line) for number, line in enumerate(handle, 1))
+        return [fact for fact in parsed if not isinstance(fact, Rejection)]
+
+
+class _Watcher(threading.Thread):
+    """Samples (time, views position) until stopped."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(daemon=True)
+        self.settings = settings
+        self.samples: list[tuple[float, int]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        db = SqlConnection(self.settings)
+        try:
+            while not self.stop.is_set():
+                try:
+                    rows = db.query("SELECT position FROM v_tracking WHERE projection = ?",
+                                    (PROJECTION,))
+                except Exception:  # noqa: BLE001 - the runner has not made its tables yet
+                    rows = []
+                self.samples.append((time.perf_counter(), int(rows[0][0]) if rows else 0))
+                time.sleep(SAMPLE_SECONDS)
+        finally:
+            db.close()
+
+
+def _project_process(settings: Settings) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, STUDYLEDGER_DATABASE_URL=settings.database_url,
+               STUDYLEDGER_DATABASE_SCHEMA=settings.database_schema)
+    return subprocess.Popen([sys.executable, "-m", "infra.cli", "project", "--poll", "0.05"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _measure(settings: Settings, facts: list[IncomingFact], rate: int) -> dict[str, float]:
+    ledger = build_ledger(settings)
+    runner = _project_process(settings)
+    watcher = _Watcher(settings)
+    commits: list[tuple[float, int]] = []  # (when committed, log position reached)
+    per_tick = max(1, rate // TICKS_PER_SECOND)
+    try:
+        watcher.start()
+        start = time.perf_counter()
+        for tick, offset in enumerate(range(0, len(facts), per_tick)):
+            time.sleep(max(0.0, start + tick / TICKS_PER_SECOND - time.perf_counter()))
+            ledger.record_facts(facts[offset:offset + per_tick], now=datetime.now(UTC),
+                                channel="bench")
+            commits.append((time.perf_counter(), ledger.last_position()))
+        writing = time.perf_counter() - start
+        deadline = time.perf_counter() + 120
+        while time.perf_counter() < deadline and (
+                not watcher.samples or watcher.samples[-1][1] < commits[-1][1]):
+            time.sleep(0.05)
+    finally:
+        watcher.stop.set()
+        watcher.join()
+        runner.terminate()
+        runner.wait(30)
+        ledger.close()
+    return _lag_figures(commits, watcher.samples, len(facts) / writing)
+
+
+def _lag_figures(commits: list[tuple[float, int]], samples: list[tuple[float, int]],
+                 achieved_rate: float) -> dict[str, float]:
+    lags: list[float] = []
+    index = 0
+    for committed_at, position in commits:
+        while index < len(samples) and (samples[index][0] < committed_at
+                                        or samples[index][1] < position):
+            index += 1
+        if index == len(samples):
+            lags.append(float("inf"))  # never caught up within the deadline
+            continue
+        lags.append(samples[index][0] - committed_at)
+    behind = 0
+    at = 0
+    for sampled_at, views_position in samples:  # the most facts written but not projected
+        while at < len(commits) and commits[at][0] <= sampled_at:
+            at += 1
+        if at:
+            behind = max(behind, commits[at - 1][1] - views_position)
+    lags.sort()
+    return {"rate": achieved_rate, "p50": statistics.median(lags),
+            "p99": lags[min(len(lags) - 1, int(len(lags) * 0.99))], "max": lags[-1],
+            "behind": behind}
+
+
+def run_lag_bench(*, postgres_url: str, rate: int, learners: int, skip_postgres: bool) -> int:
+    with tempfile.TemporaryDirectory(prefix="studyledger-bench-") as tmp:
+        demo = Path(tmp) / "demo.jsonl"
+        write_demo(demo, learners=learners)
+        facts = _valid_facts(demo)
+        print(f"demo district: {learners} cadres, {len(facts):,} facts at {rate:,}/s in "
+              f"{TICKS_PER_SECOND} batches a second; `studyledger project --poll 0.05` "
+              "in its own process", flush=True)
+        results = {"SQLite": _measure(Settings(database_url=f"sqlite:///{tmp}/lag.db"),
+                                      facts, rate)}
+        if not skip_postgres:
+            with PgSchema(postgres_url) as schema:
+                results["PostgreSQL"] = _measure(
+                    Settings(database_url=postgres_url, database_schema=schema), facts, rate)
+    print("| store | written /s | lag p50 (s) | lag p99 (s) | lag max (s) | most facts behind |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for store, m in results.items():
+        print(f"| {store} | {m['rate']:,.0f} | {m['p50']:.2f} | {m['p99']:.2f} "
+              f"| {m['max']:.2f} | {m['behind']:,.0f} |")
+    return 0

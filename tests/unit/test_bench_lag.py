@@ -1,0 +1,31 @@
+"""The lag bench's arithmetic: a batch's lag runs from its commit to the first sample of
+the views holding it; 'behind' is the most facts committed but not yet in the views."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from infra.bench.lag import _lag_figures
+
+
+def test_each_batch_waits_for_the_first_sample_at_or_past_its_position():
+    commits = [(1.0, 10), (2.0, 20)]
+    samples = [(0.5, 0), (1.2, 10), (2.1, 10), (2.5, 15), (2.7, 20)]
+    figures = _lag_figures(commits, samples, achieved_rate=5000)
+    assert figures["max"] == pytest.approx(0.7)
+    assert figures["p50"] == pytest.approx((0.2 + 0.7) / 2)
+    assert figures["behind"] == 10  # at 2.1 s: 20 committed, 10 projected
+    assert figures["rate"] == 5000
+
+
+def test_a_sample_taken_before_the_commit_does_not_count_for_it():
+    figures = _lag_figures([(1.0, 10)], [(0.9, 10), (1.5, 10)], achieved_rate=1)
+    assert figures["max"] == pytest.approx(0.5)
+
+
+def test_a_batch_the_views_never_reached_has_an_endless_lag():
+    figures = _lag_figures([(1.0, 10), (2.0, 20)], [(1.1, 10), (3.0, 15)], achieved_rate=1)
+    assert math.isinf(figures["max"])
+    assert figures["behind"] == 5
