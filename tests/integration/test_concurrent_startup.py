@@ -36,22 +36,29 @@ CREATORS = {
 }
 
 
-@pytest.mark.parametrize("creator", list(CREATORS))
-def test_creating_tables_waits_for_the_schema_ddl_lock(postgres_url, pg_schema, creator):
-    settings = Settings(database_url=postgres_url, database_schema=pg_schema)
+def _start_creating(creator: str, settings: Settings
+                    ) -> tuple[threading.Thread, threading.Event, list[Exception]]:
+    """Run one creator in a thread: (the thread, set when it is done, what it raised)."""
     done, failed = threading.Event(), []
 
     def create() -> None:
         try:
             CREATORS[creator](settings)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+        except Exception as exc:  # noqa: BLE001 - reported by the caller's assertion
             failed.append(exc)
         done.set()
 
+    worker = threading.Thread(target=create)
+    worker.start()
+    return worker, done, failed
+
+
+@pytest.mark.parametrize("creator", list(CREATORS))
+def test_creating_tables_waits_for_the_schema_ddl_lock(postgres_url, pg_schema, creator):
+    settings = Settings(database_url=postgres_url, database_schema=pg_schema)
     with psycopg.connect(postgres_url, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(hashtext(%s))", (ddl_lock_name(pg_schema),))
-        worker = threading.Thread(target=create)
-        worker.start()
+        worker, done, failed = _start_creating(creator, settings)
         assert not done.wait(1.5), f"{creator} created its tables without the DDL lock"
         holder.execute("SELECT pg_advisory_unlock(hashtext(%s))", (ddl_lock_name(pg_schema),))
     assert done.wait(30) and not failed, failed
@@ -86,23 +93,13 @@ def test_starting_beside_running_writers_takes_no_lock_on_their_tables(
     the tables it already passed: the deadlock of a starting runner beside an active one)."""
     settings = Settings(database_url=postgres_url, database_schema=pg_schema)
     CREATORS[creator](settings)
-    done, failed = threading.Event(), []
-
-    def create() -> None:
-        try:
-            CREATORS[creator](settings)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            failed.append(exc)
-        done.set()
-
     with psycopg.connect(postgres_url) as writer:
         tables = [row[0] for row in writer.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = %s", (pg_schema,))]
         assert tables
         for table in tables:
             writer.execute(f'LOCK TABLE "{pg_schema}"."{table}" IN ROW EXCLUSIVE MODE')
-        worker = threading.Thread(target=create)
-        worker.start()
+        worker, done, failed = _start_creating(creator, settings)
         finished = done.wait(30)
         writer.rollback()
     worker.join()
