@@ -63,6 +63,7 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
         "POSTGRES_USER": unquote(url.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(url.password or ""),
         "POSTGRES_SCHEMA": settings.database_schema,
+        "POSTGRES_POOL_SIZE": str(settings.postgres_pool_size),
         # How long a statement waits for a pooled connection: past it, StoreUnavailableError.
         # (Pooled connections are checked before use by infra.store.errors.)
         "POSTGRES_CONNECT_TIMEOUT": str(max(1, round(settings.store_timeout_seconds))),

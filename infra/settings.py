@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     # PostgreSQL schema holding the tables (lets several stores share one database).
     database_schema: str = "public"
     batch_size: int = Field(default=1000, ge=1, le=10_000)
+    # PostgreSQL connections each process keeps open for the event store; more are opened
+    # when needed (up to 10 over this) and closed again after 10 idle minutes. Every process
+    # (API worker, consumer, runner) holds these, so they count against max_connections.
+    postgres_pool_size: int = Field(default=2, ge=1, le=100)
     # Learner archives kept in memory between batches (each a few tens of KB).
     aggregate_cache_size: int = Field(default=5000, ge=0)
     # Facts per projection transaction: large batches catch up much faster (each batch
