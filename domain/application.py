@@ -100,6 +100,13 @@ class LoggedFact:
     def recorded(self) -> RecordedFact:
         return RecordedFact(self.event_id, self.fact, self.timestamp)
 
+    @classmethod
+    def of_event(cls, position: int, stream_id: UUID, version: int,
+                 event: dict[str, Any]) -> LoggedFact:
+        """From a fact event's decoded state."""
+        return cls(position, stream_id, version, event["event_id"], event["fact"],
+                   event["timestamp"], event["hash"], event["prev_hash"])
+
 
 @dataclass(frozen=True)
 class ChainReport:
@@ -268,26 +275,16 @@ class StudyLedger(Application[UUID]):
 
     def read_log(self, after: int, limit: int) -> list[LoggedFact]:
         """The next recorded facts after log position `after`, at most `limit`, in order."""
-        if self.mapper.cipher is None and self.mapper.compressor is None:
+        if self._plain_state:
             # The events' stored state read straight through the transcoder: the fields read
             # here are in every version of the fact events (upcasting only adds a channel).
             decode = self.mapper.transcoder.decode
-            logged = []
-            for position, stream_id, version, state in self.fact_index.log_rows(after, limit):
-                event = decode(state)
-                logged.append(LoggedFact(
-                    position, stream_id, version, event["event_id"], event["fact"],
-                    event["timestamp"], event["hash"], event["prev_hash"]))
-            return logged
-        page = self.recorder.select_notifications(start=after + 1, limit=limit)
-        logged = []
-        for notification in page:
-            stored: Any = self.mapper.to_domain_event(notification)
-            logged.append(LoggedFact(
-                notification.id, UUID(str(notification.originator_id)),
-                notification.originator_version, stored.event_id, stored.fact,
-                stored.timestamp, stored.hash, stored.prev_hash))
-        return logged
+            return [LoggedFact.of_event(position, stream_id, version, decode(state))
+                    for position, stream_id, version, state
+                    in self.fact_index.log_rows(after, limit)]
+        return [LoggedFact.of_event(n.id, UUID(str(n.originator_id)), n.originator_version,
+                                    _fact_fields(self.mapper.to_domain_event(n)))
+                for n in self.recorder.select_notifications(start=after + 1, limit=limit)]
 
     def read_streams(self, through: int, after: tuple[UUID, int] | None, limit: int
                      ) -> list[LoggedFact]:
@@ -303,16 +300,17 @@ class StudyLedger(Application[UUID]):
         return self._logged(self.fact_index.topic_rows(topics, through))
 
     def _logged(self, rows: list[TopicLogRow]) -> list[LoggedFact]:
-        plain = self.mapper.cipher is None and self.mapper.compressor is None
         decode = self.mapper.transcoder.decode
-        logged = []
-        for position, stream_id, version, topic, state in rows:
-            event: Any = (decode(state) if plain else vars(self.mapper.to_domain_event(
-                StoredEvent(stream_id, version, topic, state))))
-            logged.append(LoggedFact(
-                position, stream_id, version, event["event_id"], event["fact"],
-                event["timestamp"], event["hash"], event["prev_hash"]))
-        return logged
+        return [LoggedFact.of_event(position, stream_id, version, decode(state)
+                                    if self._plain_state else _fact_fields(
+                                        self.mapper.to_domain_event(
+                                            StoredEvent(stream_id, version, topic, state))))
+                for position, stream_id, version, topic, state in rows]
+
+    @property
+    def _plain_state(self) -> bool:
+        """Stored state the transcoder reads as it is: no cipher, no compression."""
+        return self.mapper.cipher is None and self.mapper.compressor is None
 
     def last_position(self) -> int:
         """The log position of the last recorded fact (0: nothing recorded)."""
@@ -409,3 +407,9 @@ def _label_of(fact: dict[str, Any]) -> str:
     if fact.get("learner_id"):
         return f"learner {fact['learner_id']}"
     return f"org {fact.get('payload', {}).get('org_id')}"
+
+
+def _fact_fields(event: Any) -> dict[str, Any]:
+    """A fact event's fields, as LoggedFact.of_event reads them from a decoded state."""
+    return {name: getattr(event, name)
+            for name in ("event_id", "fact", "timestamp", "hash", "prev_hash")}
