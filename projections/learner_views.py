@@ -8,11 +8,19 @@ every rebuild give the same rows whatever batches the events arrived in.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from uuid import UUID
 
-from domain.credits.balance import Ledger, Period, answer_document, registration_of
-from domain.credits.lines import RecordedFact, active_facts, credit_lines
+from domain.credits.balance import (
+    ZERO,
+    Ledger,
+    Period,
+    Registration,
+    answer_document,
+    registration_of,
+)
+from domain.credits.lines import CreditFold, RecordedFact, active_facts
 from domain.policy.pack import SHIPPED_PACKS, PolicyPack, load_pack
 
 
@@ -41,6 +49,18 @@ class BalanceRow:
 class LearnerViews:
     learner: LearnerRow
     balances: list[BalanceRow]
+
+
+@dataclass(frozen=True)
+class LearnerUpdate:
+    """What a batch changes of one learner's rows."""
+
+    learner: LearnerRow
+    whole: bool  # every row of the learner is given: the stored ones are all replaced
+    balances: list[BalanceRow]  # whole: all of them; otherwise those that changed
+    dropped: list[tuple[str, str]]  # (policy, period) no longer shown; only when not whole
+    # The board score each changed or dropped cycle row had before, when not whole.
+    scores_before: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def score_cents(score: Decimal) -> int:
@@ -88,29 +108,125 @@ def learner_views(
     facts: Sequence[RecordedFact], packs: Sequence[PolicyPack] | None = None
 ) -> LearnerViews:
     """The directory row and every balance row (each pack, cycle and year) of one learner."""
-    packs = packs or [load_pack(pack_id) for pack_id in SHIPPED_PACKS]
-    registration = registration_of(facts)
-    learner_id = registration.learner_id
-    row = learner_row(facts, packs[0])
-    balances: list[BalanceRow] = []
-    required_sessions = {f.event_id for f in facts
-                         if f.type == "study_session.recorded" and f.payload["required"]}
-    for pack in packs:
-        ledger = Ledger(pack, credit_lines(pack, facts))
-        years = {line.year for line in ledger.lines} | {registration.year(pack)}
-        required_lines = [ln for ln in ledger.lines if ln.event_id in required_sessions]
-        for period in periods_to_show(pack, years):
-            status, body = answer_document(ledger, registration, period)
-            balances.append(BalanceRow(
-                learner_id=learner_id, policy=pack.id, period=str(period),
-                is_cycle=period.is_cycle, status=status,
-                score_cents=score_cents(ledger.board_score(period.years)),
-                required_hours_cents=score_cents(sum(
-                    (ln.amount for ln in required_lines if ln.year in period.years),
-                    Decimal(0))),
-                body=body.decode(),
-            ))
-    return LearnerViews(row, balances)
+    fold = LearnerFold(packs)
+    fold.extend(facts)
+    return fold.views()
+
+
+class LearnerFold:
+    """One learner's view rows, kept current as the learner's facts arrive in stream order.
+
+    `learner_views` is this fold over all of a learner's facts at once. The projection
+    runner keeps a fold per recent learner, so a batch folds only its new facts, and a
+    balance document is built again only when what it is made of changed: a period's answer
+    is a function of the registration and of the yearly sums of each category from the start
+    of the period's cycle to the period's end (the annual check counts cumulatively). A void
+    changes which facts stand, so a batch holding one folds the learner's facts again."""
+
+    def __init__(self, packs: Sequence[PolicyPack] | None = None) -> None:
+        self.packs = list(packs or [load_pack(pack_id) for pack_id in SHIPPED_PACKS])
+        self.facts: list[RecordedFact] = []
+        self._row: LearnerRow | None = None
+        self._registration: Registration | None = None
+        self._documents: dict[tuple[str, Period], tuple[object, BalanceRow]] = {}
+        self._required_sessions: set[UUID] = set()
+        # What the last update() reported: the directory row and each balance row shown.
+        self._reported_row: LearnerRow | None = None
+        self._reported: dict[tuple[str, str], BalanceRow] = {}
+        self._fold_from_start()
+
+    def _fold_from_start(self) -> None:
+        self._credits = {pack.id: CreditFold(pack) for pack in self.packs}
+        self._voided: set[UUID] = set()
+        for fact in active_facts(self.facts):
+            for credits in self._credits.values():
+                credits.add(fact)
+
+    def extend(self, facts: Iterable[RecordedFact]) -> None:
+        """Fold the learner's next facts (those after the ones folded so far)."""
+        new = list(facts)
+        self.facts.extend(new)
+        for fact in new:
+            if fact.type == "study_session.recorded" and fact.payload["required"]:
+                self._required_sessions.add(fact.event_id)
+        if any(fact.type == "record.voided" for fact in new):
+            self._fold_from_start()
+            self._voided = {UUID(f.payload["target_event_id"]) for f in self.facts
+                            if f.type == "record.voided"}
+        else:
+            for fact in new:
+                if fact.event_id not in self._voided:  # a void may come before its target
+                    for credits in self._credits.values():
+                        credits.add(fact)
+        if any(fact.type in _MOVES_THE_ROW for fact in new):
+            self._row = None
+
+    def views(self) -> LearnerViews:
+        if self._registration is None:
+            self._registration = registration_of(self.facts)
+        if self._row is None:
+            self._row = learner_row(self.facts, self.packs[0])
+        registration = self._registration
+        balances: list[BalanceRow] = []
+        for pack in self.packs:
+            credits = self._credits[pack.id]
+            yearly = {key: list(sums) for key, sums in credits.own_yearly.items()}
+            required_by_year: dict[int, Decimal] = {}
+            for _, line in credits.once_only_lines():
+                sums = yearly.setdefault((line.category, line.year), [ZERO, ZERO])
+                sums[0 if line.amount > 0 else 1] += line.amount
+                # Sessions earn no lines of their own: only completions can be required.
+                if line.event_id in self._required_sessions:
+                    required_by_year[line.year] = (required_by_year.get(line.year, ZERO)
+                                                   + line.amount)
+            ledger = Ledger.of_yearly(pack, yearly)
+            years = {year for _, year in yearly} | {registration.year(pack)}
+            for period in periods_to_show(pack, years):
+                required_hours = score_cents(sum(
+                    (required_by_year.get(year, ZERO) for year in period.years), ZERO))
+                cycle_first = pack.cycle_of(period.first)[0]
+                # The registration is the stream's first fact: the same for every call.
+                inputs = (required_hours, ledger.inputs(range(cycle_first, period.last + 1)))
+                kept = self._documents.get((pack.id, period))
+                if kept is not None and kept[0] == inputs:
+                    balances.append(kept[1])
+                    continue
+                status, body = answer_document(ledger, registration, period)
+                row = BalanceRow(
+                    learner_id=registration.learner_id, policy=pack.id, period=str(period),
+                    is_cycle=period.is_cycle, status=status,
+                    score_cents=score_cents(ledger.board_score(period.years)),
+                    required_hours_cents=required_hours, body=body.decode())
+                self._documents[(pack.id, period)] = (inputs, row)
+                balances.append(row)
+        return LearnerViews(self._row, balances)
+
+    def update(self) -> LearnerUpdate:
+        """The rows now, as what changed since the previous update (every row, the first
+        time and whenever the directory row changed)."""
+        views = self.views()
+        shown = {(row.policy, row.period): row for row in views.balances}
+        reported = self._reported
+        if views.learner != self._reported_row:
+            update = LearnerUpdate(views.learner, True, views.balances, [])
+        else:
+            changed = [row for key, row in shown.items() if reported.get(key) is not row]
+            dropped = [key for key in reported if key not in shown]
+            before = {(row.policy, row.period): row for row in changed}
+            scores_before = {key: reported[key].score_cents
+                             for key in [*before, *dropped]
+                             if key in reported and reported[key].is_cycle}
+            update = LearnerUpdate(views.learner, False, changed, dropped, scores_before)
+        self._reported_row, self._reported = views.learner, shown
+        return update
+
+    def weight(self) -> int:
+        """What the fold holds, in facts and documents: the runner's cache bounds the sum."""
+        return len(self.facts) + len(self._documents)
+
+
+# Facts that may change the directory row: a transfer moves the learner, a void may undo one.
+_MOVES_THE_ROW = frozenset({"learner.transferred", "record.voided"})
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """The projection runner: polls the notification log and keeps the read views current.
 
 SQLite has no push subscriptions, so the runner polls (on PostgreSQL too: one code path).
-For each batch it recomputes the rows of every learner the batch touched from that
-learner's facts up to the batch, and writes them with the batch's last position in one
-transaction. Restarting resumes after the last committed batch; nothing is counted twice
-because rows are recomputed, not incremented.
+For each batch it brings every learner the batch touched up to the batch: a learner it
+followed through earlier batches is folded on by the new facts alone and only its rows that
+changed are written; any other is folded from its whole stream and written whole. The rows
+go with the batch's last position in one transaction. Restarting resumes after the last
+committed batch, with nothing remembered: every learner is then folded and written whole,
+so nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from domain.gc_pauses import fewer_gc_pauses
 from domain.org_tree import chain_of
 from projections.learner_views import (
     BalanceRow,
+    LearnerFold,
     LearnerRow,
     OrgRow,
     apply_org_fact,
@@ -52,37 +55,41 @@ STORE_RETRY_MAX_SECONDS = 2.0
 STANDBY_POLL_SECONDS = 1.0
 
 
-class _FactCache:
-    """Recent learners' facts in stream order, so a batch need not re-read whole streams.
+class _FoldCache:
+    """Recent learners' folds (their facts in stream order and the rows made of them), so a
+    batch folds only its new facts instead of reading and folding whole streams again.
 
-    Bounded by learners and by facts: a district of long archives would otherwise keep
-    every fact in memory (1.7 GiB at a million facts); a learner evicted is read again from
-    the store when a later batch touches it."""
+    Bounded by learners and by weight (facts and balance documents held): a district of
+    long archives would otherwise keep every fact in memory (1.7 GiB at a million facts); a
+    learner evicted is read again from the store when a later batch touches it."""
 
-    def __init__(self, max_learners: int, max_facts: int = 250_000) -> None:
+    def __init__(self, max_learners: int, max_weight: int = 250_000) -> None:
         self.max_learners = max_learners
-        self.max_facts = max_facts
-        self._facts: OrderedDict[UUID, list[RecordedFact]] = OrderedDict()
+        self.max_weight = max_weight
+        self._folds: OrderedDict[UUID, tuple[LearnerFold, int]] = OrderedDict()
         self._held = 0
 
-    def get(self, stream_id: UUID) -> list[RecordedFact] | None:
-        facts = self._facts.get(stream_id)
-        if facts is not None:
-            self._facts.move_to_end(stream_id)
-        return facts
+    def get(self, stream_id: UUID) -> LearnerFold | None:
+        entry = self._folds.get(stream_id)
+        if entry is None:
+            return None
+        self._folds.move_to_end(stream_id)
+        return entry[0]
 
-    def put(self, stream_id: UUID, facts: list[RecordedFact]) -> None:
-        earlier = self._facts.get(stream_id)
-        self._held += len(facts) - (len(earlier) if earlier is not None else 0)
-        self._facts[stream_id] = facts
-        self._facts.move_to_end(stream_id)
-        while len(self._facts) > self.max_learners or (
-                self._held > self.max_facts and len(self._facts) > 1):
-            _, evicted = self._facts.popitem(last=False)
-            self._held -= len(evicted)
+    def put(self, stream_id: UUID, fold: LearnerFold) -> None:
+        """Keep `fold` (new, or one got from here and extended since)."""
+        earlier = self._folds.get(stream_id)
+        weight = fold.weight()
+        self._held += weight - (earlier[1] if earlier is not None else 0)
+        self._folds[stream_id] = (fold, weight)
+        self._folds.move_to_end(stream_id)
+        while len(self._folds) > self.max_learners or (
+                self._held > self.max_weight and len(self._folds) > 1):
+            _, (_, evicted) = self._folds.popitem(last=False)
+            self._held -= evicted
 
     def clear(self) -> None:
-        self._facts.clear()
+        self._folds.clear()
         self._held = 0
 
 
@@ -98,7 +105,7 @@ class Projector:
         self.batch_size = batch_size
         self.retry_max_seconds = retry_max_seconds
         self.fault_point = fault_point or _no_faults
-        self.cache = _FactCache(cached_learners)
+        self.cache = _FoldCache(cached_learners)
         self.orgs: dict[str, OrgRow] = {}
 
     def lag(self) -> int:
@@ -220,8 +227,7 @@ class Projector:
         by_stream: dict[UUID, list[LoggedFact]] = {}
         for logged in page:
             by_stream.setdefault(logged.stream_id, []).append(logged)
-        learners: list[LearnerRow] = []
-        balances = []
+        batch = ViewBatch(page[-1].position, [], [], [], after=after)
         orgs: dict[str, OrgRow] = {}
         for stream_id, facts in by_stream.items():
             if facts[0].fact["learner_id"] is None:
@@ -229,11 +235,24 @@ class Projector:
                     org = self._org_row(logged.recorded)
                     orgs[org.org_id] = org
                 continue
-            views = learner_views(self._facts_through(stream_id, facts))
-            learners.append(views.learner)
-            balances.extend(views.balances)
-        self.views.write(ViewBatch(page[-1].position, learners, balances, list(orgs.values()),
-                                   chains=self._org_chains(orgs), after=after))
+            update = self._fold_through(stream_id, facts).update()
+            if update.whole:
+                batch.learners.append(update.learner)
+                batch.balances.extend(update.balances)
+            elif update.balances or update.dropped:
+                batch.kept_learners.append(update.learner)
+                batch.changed_balances.extend(update.balances)
+                learner_id = update.learner.learner_id
+                batch.dropped_balances.extend(
+                    (learner_id, policy, period) for policy, period in update.dropped)
+                batch.scores_before.update(
+                    ((learner_id, policy, period), score)
+                    for (policy, period), score in update.scores_before.items())
+        batch.orgs = list(orgs.values())
+        batch.chains = self._org_chains(orgs)
+        # A batch that fails to write is read again whole: its learners' folds, which went
+        # on past what the views hold, no longer match their streams and are folded anew.
+        self.views.write(batch)
 
     def _org_chains(self, batch_orgs: dict[str, OrgRow]) -> dict[str, list[str]]:
         """Every org's chain up the tree (itself first), ending with the all-orgs board."""
@@ -247,19 +266,21 @@ class Projector:
         self.orgs[org_id] = apply_org_fact(current, fact)
         return self.orgs[org_id]
 
-    def _facts_through(self, stream_id: UUID, logged: list[LoggedFact]) -> list[RecordedFact]:
-        """The learner's facts up to the last of `logged`, from the cache or the store."""
+    def _fold_through(self, stream_id: UUID, logged: list[LoggedFact]) -> LearnerFold:
+        """The learner's fold up to the last of `logged`: the one kept since the previous
+        batch with these facts added, else one of the stream read from the store."""
         first_version, last_version = logged[0].version, logged[-1].version
-        cached = self.cache.get(stream_id)
-        new = [entry.recorded for entry in logged]
+        fold = self.cache.get(stream_id)
         if first_version == 1:
-            facts = new  # the stream starts in this batch: nothing earlier to read
-        elif cached is not None and len(cached) == first_version - 1:
-            facts = cached + new
+            fold = LearnerFold()  # the stream starts in this batch: nothing earlier to read
+            fold.extend(entry.recorded for entry in logged)
+        elif fold is not None and len(fold.facts) == first_version - 1:
+            fold.extend(entry.recorded for entry in logged)
         else:
-            facts = self.ledger.stream_facts(stream_id, last_version)
-        self.cache.put(stream_id, facts)
-        return facts
+            fold = LearnerFold()
+            fold.extend(self.ledger.stream_facts(stream_id, last_version))
+        self.cache.put(stream_id, fold)
+        return fold
 
 
 class ProjectionRunner:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, PlainSerializer
 from domain.credits.lines import CreditLine, RecordedFact, credit_lines
 from domain.errors import PolicyError
 from domain.policy.pack import EXACT, PolicyPack
+from domain.policy.pack import Requirement as PackRequirement
 
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
@@ -140,28 +141,56 @@ class Ledger:
     """
 
     def __init__(self, pack: PolicyPack, lines: Sequence[CreditLine]) -> None:
-        self.pack = pack
-        self.lines = lines
-        self._yearly: dict[tuple[str, int], list[Decimal]] = {}
+        yearly: dict[tuple[str, int], list[Decimal]] = {}
         for line in lines:
-            earned_deducted = self._yearly.setdefault((line.category, line.year), [ZERO, ZERO])
+            earned_deducted = yearly.setdefault((line.category, line.year), [ZERO, ZERO])
             if line.amount > 0:
                 earned_deducted[0] += line.amount
             else:
                 earned_deducted[1] += line.amount
+        self._start(pack, yearly)
+
+    @classmethod
+    def of_yearly(cls, pack: PolicyPack, yearly: dict[tuple[str, int], list[Decimal]]
+                  ) -> Ledger:
+        """From lines already summed per (category, year) as [earned, deducted]."""
+        ledger = cls.__new__(cls)
+        ledger._start(pack, yearly)
+        return ledger
+
+    def _start(self, pack: PolicyPack, yearly: dict[tuple[str, int], list[Decimal]]) -> None:
+        self.pack = pack
+        self._yearly = yearly
+        self._by_year: dict[int, tuple[tuple[str, Decimal, Decimal], ...]] | None = None
         self._categories: dict[range, dict[str, Counts]] = {}
         self._measures: dict[range, dict[str, Decimal]] = {}
+
+    def inputs(self, years: range) -> tuple[object, ...]:
+        """The sums every count over `years` is made of: two ledgers with equal inputs give
+        equal counts, measures and requirements over those years."""
+        if self._by_year is None:
+            by_year: dict[int, list[tuple[str, Decimal, Decimal]]] = {}
+            for (name, year), (earned, deducted) in self._yearly.items():
+                by_year.setdefault(year, []).append((name, earned, deducted))
+            self._by_year = {year: tuple(sorted(sums)) for year, sums in by_year.items()}
+        return tuple(self._by_year.get(year) for year in years)
 
     def category_counts(self, years: range) -> dict[str, Counts]:
         """(raw, counted, excess) per category over the span, as plain Decimals."""
         counts = self._categories.get(years)
         if counts is None:
+            # count_values over each year's [earned, deducted], without listing them.
             yearly = self._yearly
             counts = self._categories[years] = {}
             for name, category in self.pack.categories.items():
-                amounts = [amount for year in years
-                           for amount in yearly.get((name, year), (ZERO, ZERO))]
-                counts[name] = count_values(amounts, category.cap)
+                earned = deducted = ZERO
+                for year in years:
+                    sums = yearly.get((name, year))
+                    if sums is not None:
+                        earned += sums[0]
+                        deducted += sums[1]
+                kept = earned if category.cap is None else min(earned, category.cap)
+                counts[name] = (earned + deducted, kept + deducted, earned - kept)
         return counts
 
     def categories(self, years: range) -> dict[str, CategoryBalance]:
@@ -248,12 +277,28 @@ class RequiredSpan:
                          cycle_years=self.pack.cycle_years)
 
 
+# (id of a pack, rank) -> (the pack, its requirements that apply to the rank). Keyed by
+# identity (a pack holds dicts: it has no hash); the pack is kept to check the identity.
+_APPLICABLE: dict[tuple[int, str | None], tuple[PolicyPack, list[PackRequirement]]] = {}
+
+
+def _applicable(pack: PolicyPack, rank: str | None) -> list[PackRequirement]:
+    """The pack's requirements that apply to a rank (asked for every answer built)."""
+    key = (id(pack), rank)
+    found = _APPLICABLE.get(key)
+    if found is None or found[0] is not pack:
+        if len(_APPLICABLE) > 1024:  # packs made on the fly (tests): stay small
+            _APPLICABLE.clear()
+        found = _APPLICABLE[key] = (pack, [r for r in pack.requirements if r.applies_to(rank)])
+    return found[1]
+
+
 def requirement_values(
     ledger: Ledger, period: Period, rank: str | None, span: RequiredSpan
 ) -> tuple[list[Requirement], PromotionValues | None]:
     pack = ledger.pack
     results: list[Requirement] = []
-    applicable = [r for r in pack.requirements if r.applies_to(rank)]
+    applicable = _applicable(pack, rank)
     if period.is_cycle:
         cycle_measures = ledger.measures(period.years)
         for req in applicable:

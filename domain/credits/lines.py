@@ -64,16 +64,66 @@ def active_facts(facts: Iterable[RecordedFact]) -> list[RecordedFact]:
 
 def credit_lines(pack: PolicyPack, facts: Sequence[RecordedFact]) -> list[CreditLine]:
     """Every credit line the standing facts earn under `pack`, in stream order."""
-    calculator = _LineCalculator(pack)
-    standing = active_facts(facts)
-    lines: list[CreditLine] = []
-    for fact in standing:
-        lines.extend(calculator.lines_for(fact))
-    lines.extend(calculator.once_only_lines(standing))
-    # Keyed by the ids' integers: a UUID's hash is a Python method, an int's is not.
-    order = {fact.event_id.int: index for index, fact in enumerate(standing)}
-    lines.sort(key=lambda line: order[line.event_id.int])
-    return lines
+    fold = CreditFold(pack)
+    for fact in active_facts(facts):
+        fold.add(fact)
+    return fold.lines()
+
+
+class CreditFold:
+    """The credit lines of standing facts given one at a time in stream order.
+
+    A fact earns its own lines when it arrives (what came before it in the stream decides
+    them: a review counts only after its submission); completed courses and passed exams
+    earn once per course or exam, from the first attempt by occurred_at, so those lines are
+    chosen again each time they are asked for. A void changes which facts stand: whoever
+    meets one folds the standing facts again from the start.
+    """
+
+    def __init__(self, pack: PolicyPack) -> None:
+        self.pack = pack
+        self._calculator = _LineCalculator(pack)
+        self._own: list[tuple[int, CreditLine]] = []  # (index of the fact, its line)
+        # The first standing attempt of each course or exam, by (occurred_at, attempt, index),
+        # with the line it earns.
+        self._firsts: dict[tuple[str, str],
+                           tuple[tuple[datetime, int, int], list[tuple[int, CreditLine]]]] = {}
+        self.added = 0  # standing facts folded so far
+        # Each category's own lines summed per year, as [earned, deducted].
+        self.own_yearly: dict[tuple[str, int], list[Decimal]] = {}
+
+    def add(self, fact: RecordedFact) -> list[CreditLine]:
+        """Fold one standing fact; returns the lines it earned on its own."""
+        index = self.added
+        self.added += 1
+        own = self._calculator.lines_for(fact)
+        for line in own:
+            self._own.append((index, line))
+            earned_deducted = self.own_yearly.setdefault((line.category, line.year),
+                                                         [_ZERO, _ZERO])
+            earned_deducted[0 if line.amount > 0 else 1] += line.amount
+        key = self._calculator.once_only_key(fact)
+        if key is not None:
+            rank = (fact.occurred_at, int(fact.payload.get("attempt", 0)), index)
+            first = self._firsts.get(key)
+            if first is None or rank < first[0]:
+                earned = self._calculator.once_only_line(key[0], fact)
+                self._firsts[key] = (rank, [(index, line) for line in earned])
+        return own
+
+    def once_only_lines(self) -> list[tuple[int, CreditLine]]:
+        """Course completions (first session past the threshold) and exam passes, each
+        with the index of the fact that earned it."""
+        return [pair for _, earned in self._firsts.values() for pair in earned]
+
+    def lines(self) -> list[CreditLine]:
+        """Every line so far, in stream order (a fact's own lines before its once-only)."""
+        indexed = self._own + self.once_only_lines()
+        indexed.sort(key=lambda pair: pair[0])  # stable: own lines were appended first
+        return [line for _, line in indexed]
+
+
+_ZERO = Decimal(0)
 
 
 @lru_cache(maxsize=4096)
@@ -177,28 +227,17 @@ class _LineCalculator:
             return []
         return self.line(fact, p["category"], Decimal(p["amount"]))
 
-    def once_only_lines(self, standing: Sequence[RecordedFact]) -> list[CreditLine]:
-        """Course completions (first session past the threshold) and exam passes."""
-        firsts: dict[tuple[str, str], tuple[tuple[datetime, int, int], RecordedFact]] = {}
-        for index, fact in enumerate(standing):
-            key = self._once_only_key(fact)
-            if key is None:
-                continue
-            attempt = int(fact.payload.get("attempt", 0))
-            rank = (fact.occurred_at, attempt, index)
-            if key not in firsts or rank < firsts[key][0]:
-                firsts[key] = (rank, fact)
-        lines: list[CreditLine] = []
-        for (kind, _), (_, fact) in firsts.items():
-            if kind == "course" and self.rules.course_completed:
-                rule = self.rules.course_completed
-                lines += self.line(fact, rule.category, Decimal(fact.payload["course_hours"]))
-            elif kind == "exam" and self.rules.exam_passed:
-                exam_rule = self.rules.exam_passed
-                lines += self.line(fact, exam_rule.category, exam_rule.credit)
-        return lines
+    def once_only_line(self, kind: str, fact: RecordedFact) -> list[CreditLine]:
+        """The line of a course completed or an exam passed, by its first such fact."""
+        if kind == "course" and self.rules.course_completed:
+            rule = self.rules.course_completed
+            return self.line(fact, rule.category, Decimal(fact.payload["course_hours"]))
+        if kind == "exam" and self.rules.exam_passed:
+            exam_rule = self.rules.exam_passed
+            return self.line(fact, exam_rule.category, exam_rule.credit)
+        return []
 
-    def _once_only_key(self, fact: RecordedFact) -> tuple[str, str] | None:
+    def once_only_key(self, fact: RecordedFact) -> tuple[str, str] | None:
         fact_type = fact.type
         if fact_type != "study_session.recorded" and fact_type != "exam.graded":
             return None

@@ -11,7 +11,7 @@ from typing import Any
 
 # Bump when a view's layout or what it holds changes (e.g. a policy pack's version): the views
 # are then dropped and rebuilt from the log.
-VIEWS_VERSION = "5"
+VIEWS_VERSION = "6"
 TABLES = ("v_balances", "v_learners", "v_orgs", "v_tracking", "v_members", "v_board",
           "v_board_counts", "v_member_counts")
 DDL = [
@@ -37,10 +37,9 @@ DDL = [
     "CREATE INDEX IF NOT EXISTS v_members_learner ON v_members (learner_id)",
     "CREATE TABLE IF NOT EXISTS v_board (policy TEXT NOT NULL, period TEXT NOT NULL, "
     "org_id TEXT NOT NULL, score_cents BIGINT NOT NULL, learner_id TEXT NOT NULL, "
-    "name TEXT NOT NULL, unit_id TEXT NOT NULL, PRIMARY KEY (policy, period, org_id, learner_id))",
+    "name TEXT NOT NULL, unit_id TEXT NOT NULL, PRIMARY KEY (learner_id, policy, period, org_id))",
     "CREATE INDEX IF NOT EXISTS v_board_page ON v_board "
     "(policy, period, org_id, score_cents DESC, learner_id)",
-    "CREATE INDEX IF NOT EXISTS v_board_learner ON v_board (learner_id)",
     "CREATE TABLE IF NOT EXISTS v_board_counts (policy TEXT NOT NULL, period TEXT NOT NULL, "
     "org_id TEXT NOT NULL, score_cents BIGINT NOT NULL, n BIGINT NOT NULL, "
     "PRIMARY KEY (policy, period, org_id, score_cents))",

@@ -9,13 +9,14 @@ either wholly applied or wholly redone.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
 from infra.settings import Settings
 from infra.store.sql_connection import SqlConnection
 from infra.views.schema import DDL, PROJECTION, RUNNER_STATE, TABLES, VIEWS_VERSION
-from projections.learner_views import OrgRow
+from projections.learner_views import LearnerRow, OrgRow
 from projections.ports import ALL_ORGS, RunnerState, ViewBatch, ViewsMovedError
 
 __all__ = ["ALL_ORGS", "RunnerState", "ViewBatch", "ViewStore", "ViewsMovedError"]
@@ -87,6 +88,9 @@ class ViewStore(SqlConnection):
                 "name = excluded.name, parent_id = excluded.parent_id, "
                 "board_published = excluded.board_published"),
                 [(o.org_id, o.name, o.parent_id, o.board_published) for o in batch.orgs])
+            # Before the boards: a recount of the boards of learners written whole must
+            # see the kept learners' board rows as they now are.
+            self._write_changed_balances(cur, batch)
             self._write_boards(cur, batch, previous_orgs)
             cur.execute(self.sql(
                 "INSERT INTO v_tracking VALUES (?, ?) ON CONFLICT (projection) DO UPDATE "
@@ -123,6 +127,89 @@ class ViewStore(SqlConnection):
         with cur.copy(f"COPY {table} FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def _write_changed_balances(self, cur: Any, batch: ViewBatch) -> None:
+        """The kept learners' balance rows that changed, and the board rows of those whose
+        cycle score moved; their directory and member rows stand as they are."""
+        stale = [(b.learner_id, b.policy, b.period) for b in batch.changed_balances]
+        stale += batch.dropped_balances
+        if not stale:
+            return
+        self._delete_balances(cur, "v_balances", stale)
+        self._insert(cur, "v_balances", [
+            (b.learner_id, b.policy, b.period, b.is_cycle, b.status, b.score_cents,
+             b.required_hours_cents, b.body) for b in batch.changed_balances])
+        # A board holds a learner's non-zero cycle score: only a score that moved (or a
+        # cycle no longer shown) changes it.
+        before = batch.scores_before
+        moved = [b for b in batch.changed_balances if b.is_cycle
+                 and before.get((b.learner_id, b.policy, b.period), 0) != b.score_cents]
+        self._delete_balances(cur, "v_board", [
+            *[(b.learner_id, b.policy, b.period) for b in moved],
+            *[key for key in batch.dropped_balances if before.get(key, 0)]])
+        learners = {row.learner_id: row for row in batch.kept_learners}
+        self._insert(cur, "v_board", [
+            (b.policy, b.period, org, b.score_cents, b.learner_id,
+             learners[b.learner_id].name, learners[b.learner_id].org_id)
+            for b in moved if b.score_cents != 0
+            for org in batch.chains[learners[b.learner_id].org_id]])
+        if batch.board_counts == "touched":
+            self._move_board_counts(cur, batch, learners)
+
+    def _move_board_counts(self, cur: Any, batch: ViewBatch,
+                           learners: dict[str, LearnerRow]) -> None:
+        """Each kept learner whose cycle score changed leaves its old score's count and
+        joins its new one's on every board it is on: the work is the batch's, not the
+        boards' (a recount reads a whole board). Zero scores are not counted (a board's
+        members without a row are its zeros)."""
+        moves: Counter[tuple[str, str, str, int]] = Counter()
+        new_scores = {(b.learner_id, b.policy, b.period): b.score_cents
+                      for b in batch.changed_balances if b.is_cycle}
+        for key in {*new_scores, *batch.scores_before}:
+            learner_id, policy, period = key
+            before, after = batch.scores_before.get(key, 0), new_scores.get(key, 0)
+            if before == after:
+                continue
+            for org in batch.chains[learners[learner_id].org_id]:
+                if before:
+                    moves[(policy, period, org, before)] -= 1
+                if after:
+                    moves[(policy, period, org, after)] += 1
+        changes = [(*key, n) for key, n in moves.items() if n]
+        emptied = [change[:4] for change in changes if change[4] < 0]
+        on_conflict = (" ON CONFLICT (policy, period, org_id, score_cents) DO UPDATE "
+                       "SET n = v_board_counts.n + excluded.n")
+        if self.is_sqlite:
+            cur.executemany("INSERT INTO v_board_counts VALUES (?, ?, ?, ?, ?)" + on_conflict,
+                            changes)
+            cur.executemany("DELETE FROM v_board_counts WHERE policy = ? AND period = ? AND "
+                            "org_id = ? AND score_cents = ? AND n = 0", emptied)
+            return
+        # One statement each on PostgreSQL, not one per change.
+        if changes:
+            cur.execute("INSERT INTO v_board_counts SELECT * FROM unnest(%s::text[], "
+                        "%s::text[], %s::text[], %s::bigint[], %s::bigint[])" + on_conflict,
+                        [list(column) for column in zip(*changes, strict=True)])
+        if emptied:
+            cur.execute("DELETE FROM v_board_counts AS c USING unnest(%s::text[], %s::text[], "
+                        "%s::text[], %s::bigint[]) AS k(policy, period, org_id, score_cents) "
+                        "WHERE (c.policy, c.period, c.org_id, c.score_cents) = "
+                        "(k.policy, k.period, k.org_id, k.score_cents) AND c.n = 0",
+                        [list(column) for column in zip(*emptied, strict=True)])
+
+    def _delete_balances(self, cur: Any, table: str, keys: list[tuple[str, str, str]]) -> None:
+        """Delete a table's rows of these (learner_id, policy, period)."""
+        if not keys:
+            return
+        if self.is_sqlite:
+            cur.executemany(f"DELETE FROM {table} WHERE learner_id = ? AND policy = ? "
+                            "AND period = ?", keys)
+            return
+        learner_ids, policies, periods = (list(column) for column in zip(*keys, strict=True))
+        cur.execute(f"DELETE FROM {table} AS t USING unnest(%s::text[], %s::text[], "
+                    "%s::text[]) AS k(learner_id, policy, period) WHERE t.learner_id = "
+                    "k.learner_id AND t.policy = k.policy AND t.period = k.period",
+                    (learner_ids, policies, periods))
 
     def _current_orgs(self, cur: Any, learner_ids: list[str]) -> set[str]:
         """The orgs these learners belong to before this batch (a transfer leaves one)."""
@@ -222,3 +309,4 @@ class ViewStore(SqlConnection):
                 "SELECT * FROM v_board_counts ORDER BY policy, period, org_id, score_cents"),
             "v_member_counts": self.query("SELECT * FROM v_member_counts ORDER BY org_id"),
         }
+

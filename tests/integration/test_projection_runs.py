@@ -6,12 +6,16 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
+from domain.facts import IncomingFact
 from infra.bootstrap import build_ledger, build_projector
 from infra.files.jsonl_ingest import ingest_file
 from infra.sample.district import write_demo
 from infra.settings import Settings
+from projections.ports import ViewBatch
+from tests.factories import REGISTRATION, incoming
 
 
 def split_file(source: Path, parts: int) -> list[Path]:
@@ -88,3 +92,65 @@ def test_projector_stops_cleanly_on_sigterm(tmp_path):
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=10) == 0
     assert "stopped at position 0" in process.stdout.read()
+
+
+def test_learners_followed_batch_to_batch_give_the_views_and_board_counts_of_a_replay(
+        store_settings):
+    """A learner the runner already wrote gets only its changed balance rows and moves the
+    board counts by the difference: scores that change, fall to zero, a cycle a void takes
+    away, and a transfer in the same batch (written whole) must all equal a rebuild."""
+    def org(org_id: str, parent: str | None) -> IncomingFact:
+        return incoming("org.registered", {"org_id": org_id, "name": f"单位{org_id}",
+                                           "parent_id": parent}, learner_id=None)
+
+    def learner(learner_id: str, org_id: str) -> IncomingFact:
+        return incoming("learner.registered", REGISTRATION | {"org_id": org_id},
+                        learner_id=learner_id, at="2021-01-04T09:00:00+08:00")
+
+    def training(learner_id: str, hours: int, at: str = "2022-05-01T10:00:00+08:00"
+                 ) -> IncomingFact:
+        return incoming("training.attended", {"program_id": "P", "kind": "thematic",
+                                              "hours": hours, "leave_hours": 0},
+                        learner_id=learner_id, at=at)
+
+    def void(learner_id: str, target: IncomingFact) -> IncomingFact:
+        return incoming("record.voided", {"target_event_id": str(target.event_id),
+                                          "reason": "代学代考"}, learner_id=learner_id,
+                        at="2023-02-01T10:00:00+08:00")
+
+    ledger = build_ledger(store_settings)
+    projector = build_projector(store_settings, ledger)
+    l2_training = training("L2", 40)
+    l3_later = training("L3", 8, at="2026-05-01T10:00:00+08:00")
+    steps = [
+        [org("R", None), org("U1", "R"), org("U2", "R"), learner("L1", "U1"),
+         learner("L2", "U1"), learner("L3", "U2"), training("L1", 40), l2_training],
+        [training("L1", 8), training("L3", 16), l3_later],  # scores move; a new cycle
+        [void("L2", l2_training), void("L3", l3_later)],  # to zero; the cycle goes
+        [incoming("learner.transferred", {"org_id": "U2"}, learner_id="L1",
+                  at="2023-03-01T00:00:00+08:00"), training("L3", 4)],
+    ]
+    batches: list[ViewBatch] = []
+    write = projector.views.write
+    projector.views.write = lambda batch: (batches.append(batch), write(batch))[1]
+    for step in steps:
+        results = ledger.record_facts(step, now=datetime.now(UTC), channel="test")
+        assert {result.status for result in results} == {"stored"}
+        projector.run_once()
+        # A transfer recounts its boards whole: the counts must be right before it, too.
+        counted = projector.views.dump()["v_board_counts"]
+        assert counted == projector.views.query(
+            "SELECT policy, period, org_id, score_cents, COUNT(*) FROM v_board "
+            "GROUP BY policy, period, org_id, score_cents "
+            "ORDER BY policy, period, org_id, score_cents")
+        assert counted
+    assert [[row.learner_id for row in b.kept_learners] for b in batches] == [
+        [], ["L1", "L3"], ["L2", "L3"], ["L3"]]
+    assert [row.learner_id for row in batches[-1].learners] == ["L1"]  # the transfer
+    assert batches[2].dropped_balances and batches[2].scores_before
+    live = projector.views.dump()
+    projector.replay()
+    assert live == projector.views.dump()
+    assert not [row for row in live["v_balances"] if row[0] == "L3" and row[2] == "2026-2030"]
+    projector.views.close()
+    ledger.close()

@@ -33,8 +33,9 @@ def test_every_period_of_every_demo_learner_gets_the_models_json_and_status() ->
     for facts in _streams():
         registration = registration_of(facts)
         for pack in (load_pack(pack_id) for pack_id in SHIPPED_PACKS):
-            ledger = Ledger(pack, credit_lines(pack, facts))
-            years = {line.year for line in ledger.lines} | {registration.year(pack)}
+            lines = credit_lines(pack, facts)
+            ledger = Ledger(pack, lines)
+            years = {line.year for line in lines} | {registration.year(pack)}
             for period in periods_to_show(pack, years):
                 answer = answer_from_ledger(ledger, registration, period)
                 status, body = answer_document(ledger, registration, period)

@@ -12,7 +12,13 @@ import pytest
 from domain.archive import LearnerArchive
 from domain.credits.lines import RecordedFact
 from domain.errors import PolicyError
-from projections.learner_views import LearnerRow, OrgRow, apply_org_fact, learner_views
+from projections.learner_views import (
+    LearnerFold,
+    LearnerRow,
+    OrgRow,
+    apply_org_fact,
+    learner_views,
+)
 from tests.factories import (
     REGISTRATION,
     adjust,
@@ -287,3 +293,47 @@ def test_folding_a_prefix_then_the_rest_gives_the_row_of_the_whole(split):
     from_prefix = reduce(apply_org_fact, facts[:split], None)
     assert reduce(apply_org_fact, facts[split:], from_prefix) == reduce(
         apply_org_fact, facts, None)
+
+
+# -- the fold the runner keeps between batches -------------------------------------------
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_fold_fed_batch_by_batch_reports_the_rows_of_all_its_facts_at_once(seed):
+    """Applying each update (whole, or changed rows and dropped periods) to what was
+    stored gives, after every batch, exactly the rows learner_views makes from scratch."""
+    facts = a_learners_facts(seed)
+    rng = random.Random(seed)
+    fold = LearnerFold()
+    stored: dict[tuple[str, str], object] = {}
+    fewer = 0  # updates that wrote fewer rows than the learner has
+    at = 0
+    while at < len(facts):
+        step = rng.randint(1, 4)
+        fold.extend(facts[at:at + step])
+        at += step
+        update = fold.update()
+        if update.whole:
+            stored = {}
+        for key in update.dropped:
+            del stored[key]
+        stored |= {(row.policy, row.period): row for row in update.balances}
+        from_scratch = learner_views(facts[:at])
+        assert update.learner == from_scratch.learner
+        assert stored == {(row.policy, row.period): row for row in from_scratch.balances}
+        fewer += len(update.balances) < len(from_scratch.balances)
+    assert fold.facts == facts
+    assert fewer
+
+
+def test_a_void_that_takes_away_a_later_cycle_drops_its_periods():
+    later = training(at="2026-05-01T10:00:00+08:00")
+    fold = LearnerFold()
+    fold.extend([registered(), later])
+    assert ("dadukou-double-100", "2026-2030") in {
+        (row.policy, row.period) for row in fold.update().balances}
+    fold.extend([void(later, at="2026-06-01T10:00:00+08:00")])
+    update = fold.update()
+    assert not update.whole
+    assert ("dadukou-double-100", "2026-2030") in update.dropped
+    assert ("dadukou-double-100", "2026") in update.dropped
+    assert update.scores_before[("dadukou-double-100", "2026-2030")] > 0

@@ -118,7 +118,10 @@ class MemoryViews:
             self.learners[row.learner_id] = row
             for org in batch.chains[row.org_id]:
                 self.members.setdefault(org, set()).add(row.learner_id)
-        self.balances |= {(b.learner_id, b.policy, b.period): b for b in batch.balances}
+        for key in batch.dropped_balances:
+            del self.balances[key]
+        for b in batch.balances + batch.changed_balances:
+            self.balances[(b.learner_id, b.policy, b.period)] = b
         self.orgs |= {org.org_id: org for org in batch.orgs}
         self.at = batch.position
 
@@ -256,8 +259,62 @@ def test_a_later_run_applies_only_what_was_recorded_since():
     log.record(training("L4", 400))
     written = len(views.batches)
     assert runner.run_once() == 1
-    assert views.batches[written].learners == [views.learners["L4"]]
+    batch = views.batches[written]
+    assert batch.learners == [] and batch.kept_learners == [views.learners["L4"]]
+    changed = {(b.learner_id, b.policy, b.period) for b in batch.changed_balances}
+    assert ("L4", "dadukou-double-100", "2022") in changed
+    assert ("L4", "dadukou-double-100", "2021") not in changed  # the training is in 2022
     assert views.balances[("L4", "dadukou-double-100", "2021-2025")].score_cents == 10300
+    assert views.rows() == run(log).rows()
+
+
+def test_a_learner_whose_directory_row_changes_is_written_whole():
+    log = district()
+    views = MemoryViews()
+    runner = projector(log, views)
+    runner.run_once()
+    log.record(transfer("L4", "A1"))
+    written = len(views.batches)
+    runner.run_once()
+    batch = views.batches[written]
+    assert batch.learners == [views.learners["L4"]] and batch.kept_learners == []
+    assert {b.learner_id for b in batch.balances} == {"L4"}
+    assert len(batch.balances) == len([k for k in views.balances if k[0] == "L4"])
+    assert "L4" in views.members["A1"]
+
+
+def test_a_period_no_longer_shown_after_a_void_is_removed():
+    log = district()
+    views = MemoryViews()
+    runner = projector(log, views)
+    later = incoming("training.attended", {"program_id": "P", "kind": "thematic",
+                                           "hours": 8, "leave_hours": 0},
+                     learner_id="L4", at="2026-05-01T10:00:00+08:00")
+    log.record(later)
+    runner.run_once()
+    assert ("L4", "dadukou-double-100", "2026-2030") in views.balances
+    log.record(void("L4", later))
+    runner.run_once()
+    assert views.batches[-1].dropped_balances
+    assert ("L4", "dadukou-double-100", "2026-2030") not in views.balances
+    assert views.rows() == run(log).rows()
+
+
+def test_a_batch_that_fails_to_write_leaves_nothing_remembered_that_the_views_lack():
+    log = district()
+    views = MemoryViews()
+    runner = projector(log, views)
+    runner.run_once()
+    log.record(training("L4", 400))
+
+    def refuse() -> None:
+        raise RuntimeError("disk full")
+
+    views.before_write = refuse
+    with pytest.raises(RuntimeError):
+        runner.run_once()
+    runner.run_once()  # the same batch again: the views must get its rows
+    assert views.rows() == run(log).rows()
 
 
 def test_progress_hears_of_each_batch():
