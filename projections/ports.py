@@ -49,12 +49,11 @@ class ViewBatch:
     board_counts: Literal["touched", "later", "all"] = "touched"
     # Learners whose directory row (and so board membership) is the one the views hold:
     # only their balance rows that changed are written (learners keeps those replaced whole).
+    # Their periods are only ever added to: a void makes a learner one written whole.
     kept_learners: list[LearnerRow] = field(default_factory=list)
     changed_balances: list[BalanceRow] = field(default_factory=list)
-    # (learner_id, policy, period) of kept learners that are no longer shown.
-    dropped_balances: list[tuple[str, str, str]] = field(default_factory=list)
-    # The board score the views hold for each changed or dropped cycle row of a kept
-    # learner (none: the row is new), so that board counts move by the difference.
+    # The board score the views hold for each changed cycle row of a kept learner (none:
+    # the row is new), so that board counts move by the difference.
     scores_before: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
 

@@ -43,7 +43,7 @@ class RecordedFact:
         return datetime.fromisoformat(self.fact["occurred_at"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # many are held: the runner keeps learners' folds
 class CreditLine:
     """One credit (or, when negative, a deduction) that a fact produced."""
 
@@ -80,10 +80,12 @@ class CreditFold:
     meets one folds the standing facts again from the start.
     """
 
-    def __init__(self, pack: PolicyPack) -> None:
+    def __init__(self, pack: PolicyPack, *, keep_lines: bool = True) -> None:
         self.pack = pack
         self._calculator = _LineCalculator(pack)
-        self._own: list[tuple[int, CreditLine]] = []  # (index of the fact, its line)
+        # (index of the fact, its line), for lines(); without keep_lines only the sums are
+        # kept (a learner's fold held between batches should not grow with its history).
+        self._own: list[tuple[int, CreditLine]] | None = [] if keep_lines else None
         # The first standing attempt of each course or exam, by (occurred_at, attempt, index),
         # with the line it earns.
         self._firsts: dict[tuple[str, str],
@@ -98,7 +100,8 @@ class CreditFold:
         self.added += 1
         own = self._calculator.lines_for(fact)
         for line in own:
-            self._own.append((index, line))
+            if self._own is not None:
+                self._own.append((index, line))
             earned_deducted = self.own_yearly.setdefault((line.category, line.year),
                                                          [_ZERO, _ZERO])
             earned_deducted[0 if line.amount > 0 else 1] += line.amount
@@ -111,6 +114,10 @@ class CreditFold:
                 self._firsts[key] = (rank, [(index, line) for line in earned])
         return own
 
+    def held(self) -> int:
+        """How many once-only candidates the fold holds (it keeps one per course and exam)."""
+        return len(self._firsts)
+
     def once_only_lines(self) -> list[tuple[int, CreditLine]]:
         """Course completions (first session past the threshold) and exam passes, each
         with the index of the fact that earned it."""
@@ -118,6 +125,7 @@ class CreditFold:
 
     def lines(self) -> list[CreditLine]:
         """Every line so far, in stream order (a fact's own lines before its once-only)."""
+        assert self._own is not None, "a CreditFold made without keep_lines has no lines"
         indexed = self._own + self.once_only_lines()
         indexed.sort(key=lambda pair: pair[0])  # stable: own lines were appended first
         return [line for _, line in indexed]
@@ -155,14 +163,9 @@ class _LineCalculator:
             "penalty.recorded": self._penalty_recorded,
             "credits.adjusted": self._credits_adjusted,
         }
-        self._years: dict[int, int] = {}  # by the fact's event id as an int
 
     def year_of(self, fact: RecordedFact) -> int:
-        key = fact.event_id.int
-        year = self._years.get(key)
-        if year is None:
-            year = self._years[key] = fact.occurred_at.astimezone(self.zone).year
-        return year
+        return fact.occurred_at.astimezone(self.zone).year
 
     def line(self, fact: RecordedFact, category: str, amount: Decimal) -> list[CreditLine]:
         amount = self.rounding.line(amount)

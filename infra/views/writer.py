@@ -132,21 +132,18 @@ class ViewStore(SqlConnection):
         """The kept learners' balance rows that changed, and the board rows of those whose
         cycle score moved; their directory and member rows stand as they are."""
         stale = [(b.learner_id, b.policy, b.period) for b in batch.changed_balances]
-        stale += batch.dropped_balances
         if not stale:
             return
         self._delete_balances(cur, "v_balances", stale)
         self._insert(cur, "v_balances", [
             (b.learner_id, b.policy, b.period, b.is_cycle, b.status, b.score_cents,
              b.required_hours_cents, b.body) for b in batch.changed_balances])
-        # A board holds a learner's non-zero cycle score: only a score that moved (or a
-        # cycle no longer shown) changes it.
+        # A board holds a learner's non-zero cycle score: only a score that moved changes it.
         before = batch.scores_before
         moved = [b for b in batch.changed_balances if b.is_cycle
                  and before.get((b.learner_id, b.policy, b.period), 0) != b.score_cents]
-        self._delete_balances(cur, "v_board", [
-            *[(b.learner_id, b.policy, b.period) for b in moved],
-            *[key for key in batch.dropped_balances if before.get(key, 0)]])
+        self._delete_balances(cur, "v_board", [(b.learner_id, b.policy, b.period)
+                                               for b in moved])
         learners = {row.learner_id: row for row in batch.kept_learners}
         self._insert(cur, "v_board", [
             (b.policy, b.period, org, b.score_cents, b.learner_id,
@@ -165,9 +162,9 @@ class ViewStore(SqlConnection):
         moves: Counter[tuple[str, str, str, int]] = Counter()
         new_scores = {(b.learner_id, b.policy, b.period): b.score_cents
                       for b in batch.changed_balances if b.is_cycle}
-        for key in {*new_scores, *batch.scores_before}:
+        for key, after in new_scores.items():
             learner_id, policy, period = key
-            before, after = batch.scores_before.get(key, 0), new_scores.get(key, 0)
+            before = batch.scores_before.get(key, 0)
             if before == after:
                 continue
             for org in batch.chains[learners[learner_id].org_id]:

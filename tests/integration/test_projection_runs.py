@@ -97,8 +97,8 @@ def test_projector_stops_cleanly_on_sigterm(tmp_path):
 def test_learners_followed_batch_to_batch_give_the_views_and_board_counts_of_a_replay(
         store_settings):
     """A learner the runner already wrote gets only its changed balance rows and moves the
-    board counts by the difference: scores that change, fall to zero, a cycle a void takes
-    away, and a transfer in the same batch (written whole) must all equal a rebuild."""
+    board counts by the difference: scores that change or fall to zero, beside learners
+    written whole (a void takes a cycle away, a transfer), must all equal a rebuild."""
     def org(org_id: str, parent: str | None) -> IncomingFact:
         return incoming("org.registered", {"org_id": org_id, "name": f"单位{org_id}",
                                            "parent_id": parent}, learner_id=None)
@@ -120,13 +120,17 @@ def test_learners_followed_batch_to_batch_give_the_views_and_board_counts_of_a_r
 
     ledger = build_ledger(store_settings)
     projector = build_projector(store_settings, ledger)
-    l2_training = training("L2", 40)
+    def adjust(learner_id: str, amount: str) -> IncomingFact:
+        return incoming("credits.adjusted", {"category": "basic", "amount": amount,
+                                             "reason": "核定"}, learner_id=learner_id,
+                        at="2022-06-01T10:00:00+08:00")
+
     l3_later = training("L3", 8, at="2026-05-01T10:00:00+08:00")
     steps = [
         [org("R", None), org("U1", "R"), org("U2", "R"), learner("L1", "U1"),
-         learner("L2", "U1"), learner("L3", "U2"), training("L1", 40), l2_training],
+         learner("L2", "U1"), learner("L3", "U2"), training("L1", 40), adjust("L2", "5")],
         [training("L1", 8), training("L3", 16), l3_later],  # scores move; a new cycle
-        [void("L2", l2_training), void("L3", l3_later)],  # to zero; the cycle goes
+        [adjust("L2", "-5"), void("L3", l3_later)],  # a score back to zero; the cycle goes
         [incoming("learner.transferred", {"org_id": "U2"}, learner_id="L1",
                   at="2023-03-01T00:00:00+08:00"), training("L3", 4)],
     ]
@@ -145,9 +149,10 @@ def test_learners_followed_batch_to_batch_give_the_views_and_board_counts_of_a_r
             "ORDER BY policy, period, org_id, score_cents")
         assert counted
     assert [[row.learner_id for row in b.kept_learners] for b in batches] == [
-        [], ["L1", "L3"], ["L2", "L3"], ["L3"]]
-    assert [row.learner_id for row in batches[-1].learners] == ["L1"]  # the transfer
-    assert batches[2].dropped_balances and batches[2].scores_before
+        [], ["L1", "L3"], ["L2"], ["L3"]]
+    # A void folds its learner anew, a transfer changes the directory row: written whole.
+    assert [[row.learner_id for row in b.learners] for b in batches[2:]] == [["L3"], ["L1"]]
+    assert batches[2].scores_before[("L2", "dadukou-double-100", "2021-2025")] == 500
     live = projector.views.dump()
     projector.replay()
     assert live == projector.views.dump()
