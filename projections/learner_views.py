@@ -126,6 +126,9 @@ class LearnerFold:
         self._standing = 0
         self._required_sessions: set[UUID] = set()
         self._documents: dict[tuple[str, Period], tuple[object, BalanceRow]] = {}
+        # pack -> (its CreditFold's changes when made, its rows): a batch that earned
+        # nothing under a pack (a session short of completion) leaves its rows as they were.
+        self._shown: dict[str, tuple[int, list[BalanceRow]]] = {}
         # What the last update() reported: the directory row and each balance row shown.
         self._reported_row: LearnerRow | None = None
         self._reported: dict[tuple[str, str], BalanceRow] = {}
@@ -164,40 +167,50 @@ class LearnerFold:
         return LearnerRow(row.learner_id, row.name, org_id, row.rank, row.registered_year)
 
     def views(self) -> LearnerViews:
-        registration = self._registration
         balances: list[BalanceRow] = []
         for pack in self.packs:
             credits = self._credits[pack.id]
-            yearly = {key: list(sums) for key, sums in credits.own_yearly.items()}
-            required_by_year: dict[int, Decimal] = {}
-            for _, line in credits.once_only_lines():
-                sums = yearly.setdefault((line.category, line.year), [ZERO, ZERO])
-                sums[0 if line.amount > 0 else 1] += line.amount
-                # Sessions earn no lines of their own: only completions can be required.
-                if line.event_id in self._required_sessions:
-                    required_by_year[line.year] = (required_by_year.get(line.year, ZERO)
-                                                   + line.amount)
-            ledger = Ledger.of_yearly(pack, yearly)
-            years = {year for _, year in yearly} | {registration.year(pack)}
-            for period in periods_to_show(pack, years):
-                required_hours = score_cents(sum(
-                    (required_by_year.get(year, ZERO) for year in period.years), ZERO))
-                cycle_first = pack.cycle_of(period.first)[0]
-                # The registration is the stream's first fact: the same for every call.
-                inputs = (required_hours, ledger.inputs(range(cycle_first, period.last + 1)))
-                kept = self._documents.get((pack.id, period))
-                if kept is not None and kept[0] == inputs:
-                    balances.append(kept[1])
-                    continue
-                status, body = answer_document(ledger, registration, period)
-                row = BalanceRow(
-                    learner_id=registration.learner_id, policy=pack.id, period=str(period),
-                    is_cycle=period.is_cycle, status=status,
-                    score_cents=score_cents(ledger.board_score(period.years)),
-                    required_hours_cents=required_hours, body=body.decode())
-                self._documents[(pack.id, period)] = (inputs, row)
-                balances.append(row)
+            shown = self._shown.get(pack.id)
+            if shown is None or shown[0] != credits.changes:
+                shown = self._shown[pack.id] = (credits.changes, self._balances(pack, credits))
+            balances.extend(shown[1])
         return LearnerViews(self.learner_row(), balances)
+
+    def _balances(self, pack: PolicyPack, credits: CreditFold) -> list[BalanceRow]:
+        """The balance rows of one pack: those whose inputs did not change are the ones
+        made before."""
+        registration = self._registration
+        balances: list[BalanceRow] = []
+        yearly = {key: list(sums) for key, sums in credits.own_yearly.items()}
+        required_by_year: dict[int, Decimal] = {}
+        for _, line in credits.once_only_lines():
+            sums = yearly.setdefault((line.category, line.year), [ZERO, ZERO])
+            sums[0 if line.amount > 0 else 1] += line.amount
+            # Sessions earn no lines of their own: only completions can be required.
+            if line.event_id in self._required_sessions:
+                required_by_year[line.year] = (required_by_year.get(line.year, ZERO)
+                                               + line.amount)
+        ledger = Ledger.of_yearly(pack, yearly)
+        years = {year for _, year in yearly} | {registration.year(pack)}
+        for period in periods_to_show(pack, years):
+            required_hours = score_cents(sum(
+                (required_by_year.get(year, ZERO) for year in period.years), ZERO))
+            cycle_first = pack.cycle_of(period.first)[0]
+            # The registration is the stream's first fact: the same for every call.
+            inputs = (required_hours, ledger.inputs(range(cycle_first, period.last + 1)))
+            kept = self._documents.get((pack.id, period))
+            if kept is not None and kept[0] == inputs:
+                balances.append(kept[1])
+                continue
+            status, body = answer_document(ledger, registration, period)
+            row = BalanceRow(
+                learner_id=registration.learner_id, policy=pack.id, period=str(period),
+                is_cycle=period.is_cycle, status=status,
+                score_cents=score_cents(ledger.board_score(period.years)),
+                required_hours_cents=required_hours, body=body.decode())
+            self._documents[(pack.id, period)] = (inputs, row)
+            balances.append(row)
+        return balances
 
     def update(self) -> LearnerUpdate:
         """The rows now, as what changed since the previous update (every row, the first

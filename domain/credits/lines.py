@@ -91,6 +91,7 @@ class CreditFold:
         self._firsts: dict[tuple[str, str],
                            tuple[tuple[datetime, int, int], list[tuple[int, CreditLine]]]] = {}
         self.added = 0  # standing facts folded so far
+        self.changes = 0  # how many of them changed the lines (a cheap "anything new?")
         # Each category's own lines summed per year, as [earned, deducted].
         self.own_yearly: dict[tuple[str, int], list[Decimal]] = {}
 
@@ -99,6 +100,8 @@ class CreditFold:
         index = self.added
         self.added += 1
         own = self._calculator.lines_for(fact)
+        if own:
+            self.changes += 1
         for line in own:
             if self._own is not None:
                 self._own.append((index, line))
@@ -112,6 +115,7 @@ class CreditFold:
             if first is None or rank < first[0]:
                 earned = self._calculator.once_only_line(key[0], fact)
                 self._firsts[key] = (rank, [(index, line) for line in earned])
+                self.changes += 1
         return own
 
     def held(self) -> int:
