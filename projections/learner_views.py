@@ -1,8 +1,9 @@
 """What the read tables hold for one learner, as a pure function of the learner's facts.
 
-Recomputing a learner's rows from all of its facts (rather than patching them event by
-event) keeps voids, once-only rules and caps exactly equal to the credit calculus, and makes
-every rebuild give the same rows whatever batches the events arrived in.
+The rows are folded from the facts in stream order by the same credit fold the calculus
+uses (domain.credits.lines.CreditFold), so they equal the balance answers exactly; a fold
+kept between batches gives the rows a fold of all the facts at once gives, whatever batches
+the facts arrived in (a void, which changes which facts stand, is folded from the start).
 """
 
 from __future__ import annotations
@@ -65,15 +66,33 @@ def score_cents(score: Decimal) -> int:
     return int((score * 100).to_integral_value())
 
 
+class UnitOfLearner:
+    """Which unit a learner is in, fed the learner's standing facts in stream order.
+
+    The unit of the latest transfer by occurred_at (ties: the one recorded later), else the
+    unit of registration: platforms may send transfers out of order. A transfer dated
+    before the registration does not move the learner, as in the archive (LearnerArchive).
+    """
+
+    def __init__(self, registration: RecordedFact) -> None:
+        self._latest = (registration.occurred_at, -1, str(registration.payload["org_id"]))
+
+    def standing(self, fact: RecordedFact, index: int) -> None:
+        """The fact at `index` among the standing facts."""
+        if fact.type == "learner.transferred" and (fact.occurred_at, index) > self._latest[:2]:
+            self._latest = (fact.occurred_at, index, str(fact.payload["org_id"]))
+
+    @property
+    def org_id(self) -> str:
+        return self._latest[2]
+
+
 def current_org_id(facts: Sequence[RecordedFact]) -> str:
-    """The unit of the latest transfer by occurred_at (ties: the one recorded later), else
-    the unit of registration: platforms may send transfers out of order. A transfer dated
-    before the registration does not move the learner, as in the archive (LearnerArchive)."""
-    registration = next(f for f in facts if f.type == "learner.registered")
-    moves = [(registration.occurred_at, -1, registration)]
-    moves += [(f.occurred_at, i, f) for i, f in enumerate(active_facts(facts))
-              if f.type == "learner.transferred"]
-    return str(max(moves, key=lambda t: (t[0], t[1]))[2].payload["org_id"])
+    """The unit a learner's facts put it in now (UnitOfLearner)."""
+    unit = UnitOfLearner(next(f for f in facts if f.type == "learner.registered"))
+    for index, fact in enumerate(active_facts(facts)):
+        unit.standing(fact, index)
+    return unit.org_id
 
 
 def periods_to_show(pack: PolicyPack, years: Iterable[int]) -> list[Period]:
@@ -117,9 +136,7 @@ class LearnerFold:
             learner_id=str(first.fact["learner_id"]), name=str(first.payload["name"]),
             org_id=str(first.payload["org_id"]), rank=str(first.payload["rank"]),
             registered_year=first.occurred_at.astimezone(self.packs[0].zone).year)
-        # The unit the learner is in: the latest move by (occurred_at, standing index); the
-        # registration is a move at index -1, so a transfer dated before it moves nobody.
-        self._move = (first.occurred_at, -1, self._learner.org_id)
+        self._unit = UnitOfLearner(first)
         self._credits = {pack.id: CreditFold(pack, keep_lines=False) for pack in self.packs}
         self._voided = {UUID(f.payload["target_event_id"]) for f in facts
                         if f.type == "record.voided"}
@@ -151,17 +168,14 @@ class LearnerFold:
             self._required_sessions.add(fact.event_id)
         if fact.type == "record.voided" or fact.event_id in self._voided:
             return  # as active_facts: neither a void nor its target stands
-        index = self._standing
+        self._unit.standing(fact, self._standing)
         self._standing += 1
-        if fact.type == "learner.transferred" and (
-                (fact.occurred_at, index) > self._move[:2]):
-            self._move = (fact.occurred_at, index, str(fact.payload["org_id"]))
         for credits in self._credits.values():
             credits.add(fact)
 
     def learner_row(self) -> LearnerRow:
         row = self._learner
-        org_id = self._move[2]
+        org_id = self._unit.org_id
         if org_id == row.org_id:
             return row
         return LearnerRow(row.learner_id, row.name, org_id, row.rank, row.registered_year)

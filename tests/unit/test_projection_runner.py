@@ -214,6 +214,15 @@ def projector(log: MemoryLog, views: MemoryViews, **options: Any) -> Projector:
     return Projector(log, views, **options)  # type: ignore[arg-type]
 
 
+def followed(log: MemoryLog, **options: Any) -> tuple[MemoryViews, Projector]:
+    """Views a runner has brought up to the end of the log, and that runner (which now
+    holds a fold of every learner)."""
+    views = MemoryViews()
+    runner = projector(log, views, **options)
+    runner.run_once()
+    return views, runner
+
+
 # -- run_once ----------------------------------------------------------------------------
 
 def test_run_once_applies_every_fact_and_stops_at_the_last_position():
@@ -251,9 +260,7 @@ def test_the_views_follow_transfers_voids_and_board_choices():
 
 def test_a_later_run_applies_only_what_was_recorded_since():
     log = district()
-    views = MemoryViews()
-    runner = projector(log, views, batch_size=5)
-    runner.run_once()
+    views, runner = followed(log, batch_size=5)
     log.record(training("L4", 400))
     written = len(views.batches)
     assert runner.run_once() == 1
@@ -268,9 +275,7 @@ def test_a_later_run_applies_only_what_was_recorded_since():
 
 def test_a_learner_whose_directory_row_changes_is_written_whole():
     log = district()
-    views = MemoryViews()
-    runner = projector(log, views)
-    runner.run_once()
+    views, runner = followed(log)
     log.record(transfer("L4", "A1"))
     written = len(views.batches)
     runner.run_once()
@@ -283,13 +288,11 @@ def test_a_learner_whose_directory_row_changes_is_written_whole():
 
 def test_a_learner_with_a_void_in_the_batch_is_written_whole_and_loses_the_voided_cycle():
     log = district()
-    views = MemoryViews()
-    runner = projector(log, views)
     later = incoming("training.attended", {"program_id": "P", "kind": "thematic",
                                            "hours": 8, "leave_hours": 0},
                      learner_id="L4", at="2026-05-01T10:00:00+08:00")
     log.record(later)
-    runner.run_once()
+    views, runner = followed(log)
     assert ("L4", "dadukou-double-100", "2026-2030") in views.balances
     reads = log.stream_reads
     log.record(void("L4", later))
@@ -302,9 +305,7 @@ def test_a_learner_with_a_void_in_the_batch_is_written_whole_and_loses_the_voide
 
 def test_a_batch_that_fails_to_write_leaves_nothing_remembered_that_the_views_lack():
     log = district()
-    views = MemoryViews()
-    runner = projector(log, views)
-    runner.run_once()
+    views, runner = followed(log)
     log.record(training("L4", 400))
 
     def refuse() -> None:
