@@ -60,11 +60,13 @@ class _FoldCache:
     folding whole streams again.
 
     A fold keeps sums, first attempts and balance documents, not facts; the cache is
-    bounded by learners and by the folds' weight (~KiB: some 150-200 MiB at most, ~2,500
-    demo cadres with five years of study). A learner evicted is read again from the store
-    and written whole when a later batch touches it."""
+    bounded by learners and by the folds' weight (~KiB: some 300 MiB, ~5,000 demo cadres
+    with five years of study). A learner evicted is read again from the store and written
+    whole when a later batch touches it. Measured on a 10,000-cadre district followed in log
+    order from zero: half that bound took 30% longer for a peak RSS only 8% lower (the
+    process's peak is mostly the churn of the facts read, not the folds)."""
 
-    def __init__(self, max_learners: int, max_weight: int = 150_000) -> None:
+    def __init__(self, max_learners: int, max_weight: int = 300_000) -> None:
         self.max_learners = max_learners
         self.max_weight = max_weight
         self._folds: OrderedDict[UUID, tuple[LearnerFold, int]] = OrderedDict()
