@@ -20,7 +20,7 @@ from domain.credits.balance import (
     answer_document,
     registration_of,
 )
-from domain.credits.lines import CreditFold, RecordedFact, active_facts
+from domain.credits.lines import CreditFold, RecordedFact, active_facts, add_to_yearly
 from domain.policy.pack import SHIPPED_PACKS, PolicyPack, load_pack
 
 
@@ -198,8 +198,7 @@ class LearnerFold:
         yearly = {key: list(sums) for key, sums in credits.own_yearly.items()}
         required_by_year: dict[int, Decimal] = {}
         for _, line in credits.once_only_lines():
-            sums = yearly.setdefault((line.category, line.year), [ZERO, ZERO])
-            sums[0 if line.amount > 0 else 1] += line.amount
+            add_to_yearly(yearly, line)
             # Sessions earn no lines of their own: only completions can be required.
             if line.event_id in self._required_sessions:
                 required_by_year[line.year] = (required_by_year.get(line.year, ZERO)

@@ -12,7 +12,13 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import BaseModel, PlainSerializer
 
-from domain.credits.lines import CreditLine, RecordedFact, credit_lines
+from domain.credits.lines import (
+    CreditLine,
+    RecordedFact,
+    YearlySums,
+    add_to_yearly,
+    credit_lines,
+)
 from domain.errors import PolicyError
 from domain.policy.pack import EXACT, PolicyPack
 from domain.policy.pack import Requirement as PackRequirement
@@ -141,24 +147,19 @@ class Ledger:
     """
 
     def __init__(self, pack: PolicyPack, lines: Sequence[CreditLine]) -> None:
-        yearly: dict[tuple[str, int], list[Decimal]] = {}
+        yearly: YearlySums = {}
         for line in lines:
-            earned_deducted = yearly.setdefault((line.category, line.year), [ZERO, ZERO])
-            if line.amount > 0:
-                earned_deducted[0] += line.amount
-            else:
-                earned_deducted[1] += line.amount
+            add_to_yearly(yearly, line)
         self._start(pack, yearly)
 
     @classmethod
-    def of_yearly(cls, pack: PolicyPack, yearly: dict[tuple[str, int], list[Decimal]]
-                  ) -> Ledger:
-        """From lines already summed per (category, year) as [earned, deducted]."""
+    def of_yearly(cls, pack: PolicyPack, yearly: YearlySums) -> Ledger:
+        """From lines already summed per (category, year)."""
         ledger = cls.__new__(cls)
         ledger._start(pack, yearly)
         return ledger
 
-    def _start(self, pack: PolicyPack, yearly: dict[tuple[str, int], list[Decimal]]) -> None:
+    def _start(self, pack: PolicyPack, yearly: YearlySums) -> None:
         self.pack = pack
         self._yearly = yearly
         self._by_year: dict[int, tuple[tuple[str, Decimal, Decimal], ...]] | None = None

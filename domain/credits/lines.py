@@ -70,6 +70,16 @@ def credit_lines(pack: PolicyPack, facts: Sequence[RecordedFact]) -> list[Credit
     return fold.lines()
 
 
+# (category, year) -> [earned, deducted]: lines summed the way every count reads them.
+YearlySums = dict[tuple[str, int], list[Decimal]]
+
+
+def add_to_yearly(yearly: YearlySums, line: CreditLine) -> None:
+    """Count a line into its category's year: earned when positive, else deducted."""
+    sums = yearly.setdefault((line.category, line.year), [_ZERO, _ZERO])
+    sums[0 if line.amount > 0 else 1] += line.amount
+
+
 class CreditFold:
     """The credit lines of standing facts given one at a time in stream order.
 
@@ -81,7 +91,6 @@ class CreditFold:
     """
 
     def __init__(self, pack: PolicyPack, *, keep_lines: bool = True) -> None:
-        self.pack = pack
         self._calculator = _LineCalculator(pack)
         # (index of the fact, its line), for lines(); without keep_lines only the sums are
         # kept (a learner's fold held between batches should not grow with its history).
@@ -92,11 +101,10 @@ class CreditFold:
                            tuple[tuple[datetime, int, int], list[tuple[int, CreditLine]]]] = {}
         self.added = 0  # standing facts folded so far
         self.changes = 0  # how many of them changed the lines (a cheap "anything new?")
-        # Each category's own lines summed per year, as [earned, deducted].
-        self.own_yearly: dict[tuple[str, int], list[Decimal]] = {}
+        self.own_yearly: YearlySums = {}  # the facts' own lines (not the once-only ones)
 
-    def add(self, fact: RecordedFact) -> list[CreditLine]:
-        """Fold one standing fact; returns the lines it earned on its own."""
+    def add(self, fact: RecordedFact) -> None:
+        """Fold one standing fact."""
         index = self.added
         self.added += 1
         own = self._calculator.lines_for(fact)
@@ -105,9 +113,7 @@ class CreditFold:
         for line in own:
             if self._own is not None:
                 self._own.append((index, line))
-            earned_deducted = self.own_yearly.setdefault((line.category, line.year),
-                                                         [_ZERO, _ZERO])
-            earned_deducted[0 if line.amount > 0 else 1] += line.amount
+            add_to_yearly(self.own_yearly, line)
         key = self._calculator.once_only_key(fact)
         if key is not None:
             rank = (fact.occurred_at, int(fact.payload.get("attempt", 0)), index)
@@ -116,7 +122,6 @@ class CreditFold:
                 earned = self._calculator.once_only_line(key[0], fact)
                 self._firsts[key] = (rank, [(index, line) for line in earned])
                 self.changes += 1
-        return own
 
     def held(self) -> int:
         """How many once-only candidates the fold holds (it keeps one per course and exam)."""
