@@ -8,6 +8,7 @@ The persistence module is chosen by the environment the composition root passes 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -155,6 +156,42 @@ class StudyLedger(Application[UUID]):
         self._notify(recordings)
         self.notify(processing_event.events)
         return recordings
+
+    def record_changes(self, aggregates: Sequence[ChainedAggregate], **kwargs: Any
+                       ) -> dict[UUID, int]:
+        """Save the aggregates' new facts in one transaction (kwargs go to the recorder);
+        the log position of each, by event id.
+
+        A fact appended to an aggregate is stored from its plain values: the row's state is
+        the bytes the library's mapper would write for its FactRecorded event (the same
+        keys, order and tags), without the event object, the mapper or the Recording. Any
+        other event (an Opened), and every event when the store enciphers, compresses,
+        snapshots or names another transcoder, goes the library's way."""
+        transcoder = self.mapper.transcoder
+        if (self.snapshots is not None or not self._plain_state
+                or not isinstance(transcoder, OrjsonTranscoder)):
+            recordings = self.save(*aggregates, **kwargs)
+            return {r.domain_event.event_id: r.notification.id  # type: ignore[attr-defined]
+                    for r in recordings}
+        rows: list[StoredEvent] = []
+        event_ids: list[UUID] = []
+        for aggregate in aggregates:
+            for event in aggregate.collect_library_events():
+                rows.append(self.mapper.to_stored_event(event))
+                event_ids.append(event.event_id)  # type: ignore[attr-defined]
+            topic = _fact_recorded_topic(type(aggregate))
+            for pending in aggregate.collect_pending_facts():
+                state = pending.event_state()
+                state["class_version"] = aggregate.FactRecorded.class_version
+                rows.append(StoredEvent(aggregate.id, pending.version, topic,
+                                        transcoder.encode_trusted(state)))
+                event_ids.append(pending.event_id)
+        notification_ids = self.recorder.insert_events(rows, **kwargs) or []
+        cache = self.repository.cache
+        if cache and not self.repository.fastforward:
+            for aggregate in aggregates:
+                cache.put(aggregate.id, aggregate)
+        return dict(zip(event_ids, notification_ids, strict=True))
 
     @property
     def fact_index(self) -> FactIndex:
@@ -401,6 +438,11 @@ class StudyLedger(Application[UUID]):
             return BrokenLink(
                 stored.originator_version, None, f"stored row cannot be decoded: {exc}"
             )
+
+
+@functools.cache
+def _fact_recorded_topic(cls: type[ChainedAggregate]) -> str:
+    return get_topic(cls.FactRecorded)
 
 
 def _label_of(fact: dict[str, Any]) -> str:

@@ -261,11 +261,8 @@ class BatchWriter(FactRouting):
                 self.app.parking_index.write_parking(self.parking)
             return {}
         changed = [a for a in self.touched.values() if a is not None]
-        recordings = self.app.save(*changed, fact_keys=self.new_keys, parking=self.parking)
-        positions = {
-            r.domain_event.event_id: r.notification.id  # type: ignore[attr-defined]
-            for r in recordings
-        }
+        positions = self.app.record_changes(changed, fact_keys=self.new_keys,
+                                            parking=self.parking)
         if positions and self.app.cache_clean_through is not None:
             # Under the writer lock nothing else was written since the check: the cache
             # (holding this batch's aggregates as saved) agrees with the log through here.
