@@ -25,6 +25,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--rejects", help="where rejected lines go (default FILE.rejected.jsonl)")
     p.add_argument("--batch-size", type=int, help="facts per transaction (default 1000)")
     p.add_argument("--channel", default="cli", help="how the facts arrived, kept with each")
+    p.add_argument("--validate-workers", type=int, metavar="N",
+                   help="processes validating lines beside the writer (default: one per "
+                   "spare core for a file over 8 MiB; 0: validate in the writer's process)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("verify", help="recompute hash chains; name the first broken link")
@@ -55,11 +58,13 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if not path.is_file():
         raise CommandError(f"no such file: {path}")
     return ingest_path(settings, path, rejects=Path(args.rejects) if args.rejects else None,
-                       batch_size=args.batch_size, channel=args.channel)
+                       batch_size=args.batch_size, channel=args.channel,
+                       validate_workers=args.validate_workers)
 
 
 def ingest_path(settings: Settings, path: Path, *, rejects: Path | None = None,
-                batch_size: int | None = None, channel: str = "cli") -> int:
+                batch_size: int | None = None, channel: str = "cli",
+                validate_workers: int | None = None) -> int:
     """Record a JSONL file and print what became of its lines; the exit code."""
     from infra.files.jsonl_ingest import ingest_file
     from infra.ops.fault_injection import fault_point_from
@@ -67,7 +72,7 @@ def ingest_path(settings: Settings, path: Path, *, rejects: Path | None = None,
     report = ingest_file(
         open_ledger(settings), path, rejections_path=rejects,
         batch_size=batch_size or settings.batch_size, channel=channel,
-        fault_point=fault_point_from(settings.fault_kill_at),
+        fault_point=fault_point_from(settings.fault_kill_at), validate_workers=validate_workers,
     )
     print_ingest_report(path, report)
     return EXIT_OK if report.ok else EXIT_REJECTED

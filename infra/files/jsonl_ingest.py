@@ -5,61 +5,46 @@ go to a side file with their line number, field and reason, so nothing vanishes.
 is one transaction: a crash loses at most the batch in flight, and re-running the same file
 stores only what is missing (the rest answers "duplicate").
 
-A line is a fact envelope, or a recorded fact as `studyledger export` writes it (and the relay
-publishes it): `{"event_id", "position", "recorded_at", "hash", "prev_hash", "fact"}`. Only
-the fact is recorded; the rest is checked (the event id must be the fact's own) or compared
-(the hash the fact gets here against the exported one).
+A line is a fact envelope, or a recorded fact as `studyledger export` writes it
+(infra.files.jsonl_lines): for the latter the hash the fact gets here is compared with the
+exported one. Lines are read and validated ahead of the writer (infra.files.read_ahead).
 """
 
 from __future__ import annotations
 
 import json
-import queue
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Any
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from tqdm import tqdm
 
 from consumers.fault_points import FaultPoint, no_faults
 from domain.application import RecordResult, StudyLedger
-from domain.facts import (
-    IncomingFact,
-    decode_fact_json,
-    describe_problems,
-    fact_problems,
-    parse_fact,
-)
 from domain.gc_pauses import fewer_gc_pauses
+from infra.files.jsonl_lines import (
+    ParsedLine,
+    Rejection,
+    describe_validation_error,
+    parse_line,
+    read_line,
+)
+from infra.files.read_ahead import read_ahead, validation_workers
 from infra.ops.fault_injection import INGEST_AFTER_BATCH_COMMIT
 from infra.ops.metrics import FACT_OUTCOMES, count_facts
+
+# Read by the benches and tests from here, beside ingest_file.
+__all__ = ["IngestReport", "ParsedLine", "Rejection", "describe_validation_error",
+           "ingest_file", "parse_line", "read_line", "utc_now"]
 
 Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass
-class Rejection:
-    line: int
-    code: str
-    field: str | None
-    reason: str
-    raw: str
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"line": self.line, "code": self.code, "field": self.field, "reason": self.reason,
-             "raw": self.raw},
-            ensure_ascii=False,
-        )
 
 
 @dataclass
@@ -79,78 +64,6 @@ class IngestReport:
     @property
     def ok(self) -> bool:
         return self.rejected == 0
-
-
-def describe_validation_error(error: ValidationError) -> tuple[str, str]:
-    """(first field path, every problem) of an invalid fact, for the rejections file."""
-    problems = fact_problems(error)
-    return problems[0][0], describe_problems(problems)
-
-
-ChainHash = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-
-
-class RecordedLine(BaseModel):
-    """A line of `studyledger export` (the relay's message value): a fact and where it was
-    recorded. Unknown fields are refused, as in the envelope."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    fact: dict[str, Any]
-    event_id: UUID | None = None
-    position: int | None = Field(default=None, ge=1)
-    recorded_at: AwareDatetime | None = None
-    hash: ChainHash | None = None
-    prev_hash: ChainHash | None = None
-
-
-@dataclass(frozen=True)
-class ParsedLine:
-    incoming: IncomingFact
-    exported_hash: str | None = None  # the hash it had where it was exported from
-
-
-def parse_line(number: int, raw: str) -> IncomingFact | Rejection:
-    parsed = read_line(number, raw)
-    return parsed if isinstance(parsed, Rejection) else parsed.incoming
-
-
-def read_line(number: int, raw: str) -> ParsedLine | Rejection:
-    """One line: a fact envelope, or a recorded fact as exported (recognised by its `fact`
-    field; an envelope has `type` instead)."""
-    try:
-        data = decode_fact_json(raw)
-    except json.JSONDecodeError as exc:
-        return Rejection(number, "malformed_json", None, f"malformed JSON: {exc}", raw)
-    if not isinstance(data, dict):
-        return Rejection(number, "malformed_json", None, "a line must hold one JSON object", raw)
-    if "fact" in data and "type" not in data:
-        return _read_recorded(number, raw, data)
-    try:
-        return ParsedLine(parse_fact(data))
-    except ValidationError as exc:
-        field_path, reason = describe_validation_error(exc)
-        return Rejection(number, "invalid_fact", field_path, reason, raw)
-
-
-def _read_recorded(number: int, raw: str, data: dict[str, Any]) -> ParsedLine | Rejection:
-    try:
-        line = RecordedLine.model_validate(data)
-    except ValidationError as exc:
-        problems = [(".".join(str(p) for p in d["loc"]), d["msg"]) for d in exc.errors()]
-        reason = describe_problems(problems)
-        return Rejection(number, "invalid_fact", problems[0][0], reason, raw)
-    try:
-        incoming = parse_fact(line.fact)
-    except ValidationError as exc:
-        problems = [(f"fact.{path}", message) for path, message in fact_problems(exc)]
-        reason = describe_problems(problems)
-        return Rejection(number, "invalid_fact", problems[0][0], reason, raw)
-    if line.event_id is not None and line.event_id != incoming.event_id:
-        return Rejection(number, "event_id_mismatch", "event_id",
-                         f"event_id {line.event_id} is not the fact's own "
-                         f"({incoming.event_id}, from its source and external_id)", raw)
-    return ParsedLine(incoming, line.hash)
 
 
 class _RejectionSink:
@@ -174,70 +87,6 @@ class _RejectionSink:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-
-
-ReadLine = tuple[int, str, "ParsedLine | Rejection"]
-_END = object()
-
-
-def _read_ahead(handle: IO[bytes], bar: tqdm[Any], *, chunk: int = 500,
-                depth: int = 4) -> Iterator[ReadLine]:
-    """read_line of every line, in file order, done by a thread a few chunks ahead.
-
-    The thread runs while the writer waits for the store (the GIL is released during its
-    I/O), so validating the next batch overlaps committing this one. It only reads and
-    parses: what is recorded, and when, is decided by the caller as before. At most `depth`
-    chunks wait in memory."""
-    chunks: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                chunks.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    reader = threading.Thread(target=_parse_chunks, args=(handle, put, chunk),
-                              name="ingest-parse", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = chunks.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            lines, size = item
-            bar.update(size)
-            yield from lines
-    finally:
-        stop.set()
-        reader.join(timeout=5)
-
-
-def _parse_chunks(handle: IO[bytes], put: Callable[[Any], bool], chunk: int) -> None:
-    """The read-ahead thread: read_line of every line, handed over `chunk` lines at a time
-    with the bytes they took; then _END, or the exception that stopped it."""
-    try:
-        parsed: list[ReadLine] = []
-        size = 0
-        for number, raw_bytes in enumerate(handle, start=1):
-            size += len(raw_bytes)
-            raw = raw_bytes.decode("utf-8", errors="replace").strip()
-            if raw:
-                parsed.append((number, raw, read_line(number, raw)))
-            if len(parsed) >= chunk:
-                if not put((parsed, size)):
-                    return
-                parsed, size = [], 0
-        if (parsed or size) and not put((parsed, size)):
-            return
-        put(_END)
-    except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
-        put(exc)
 
 
 def _settle_parked(ledger: StudyLedger, parked: dict[UUID, tuple[int, str]],
@@ -341,19 +190,24 @@ def ingest_file(
     clock: Clock = utc_now,
     show_progress: bool | None = None,
     fault_point: FaultPoint = no_faults,
+    validate_workers: int | None = None,
 ) -> IngestReport:
-    """Ingest a JSONL file; `show_progress=None` shows a bar only on a terminal."""
+    """Ingest a JSONL file; `show_progress=None` shows a bar only on a terminal.
+    `validate_workers`: processes validating lines beside the writer (0: a thread; None:
+    one per spare core for a large file)."""
     rejections_path = rejections_path or path.with_name(path.name + ".rejected.jsonl")
     sink = _RejectionSink(rejections_path)
     report = IngestReport(rejections_path=rejections_path)
     batch = _FileBatch(ledger, report, sink, json.dumps(str(path)), channel, clock, fault_point)
     bar_options: dict[str, Any] = {"unit": "B", "unit_scale": True, "desc": path.name}
     disable = None if show_progress is None else not show_progress  # None: off unless a TTY
+    size = path.stat().st_size
+    workers = validation_workers(size, validate_workers)
     with fewer_gc_pauses(), path.open("rb") as handle, tqdm(
-        total=path.stat().st_size, disable=disable, **bar_options
+        total=size, disable=disable, **bar_options
     ) as bar:
         try:
-            for number, raw, parsed in _read_ahead(handle, bar):
+            for number, raw, parsed in read_ahead(handle, bar, workers=workers):
                 report.lines += 1
                 if isinstance(parsed, Rejection):
                     report.rejected += 1

@@ -118,3 +118,29 @@ def test_events_are_written_and_read_as_the_library_does(state: dict[str, Any]) 
     by_fast, by_slow = fast.encode(state), slow.encode(state)
     assert json.loads(by_fast) == json.loads(by_slow)
     assert fast.decode(by_slow) == slow.decode(by_fast) == slow.decode(by_slow)
+
+
+def test_a_fact_sent_to_another_process_comes_back_the_same() -> None:
+    """A fact validated in a worker process crosses in its wire form; what is rebuilt here
+    has the same canonical dict (in the same key order, which the stored event keeps), text,
+    bytes, digest and event id, and a header with the envelope's fields."""
+    import pickle
+
+    from domain.facts import from_wire, to_wire
+
+    sent = [*_demo_facts(),
+            envelope("award.granted", {"award_id": "AW1", "level": "unit", "title": HOSTILE[3]}),
+            envelope("training.attended", {"program_id": "P", "kind": "thematic",
+                                           "hours": Decimal("1.6666666666666667"),
+                                           "leave_hours": 0}, at="2024-03-01T09:30:00.25+08:00")]
+    for data in sent:
+        incoming = parse_fact(data)
+        back = from_wire(pickle.loads(pickle.dumps(to_wire(incoming))))
+        assert back.canonical == incoming.canonical
+        assert list(back.canonical) == list(incoming.canonical)
+        assert list(back.canonical["payload"]) == list(incoming.canonical["payload"])
+        assert (back.canonical_text, back.canonical_bytes, back.digest, back.event_id) == (
+            incoming.canonical_text, incoming.canonical_bytes, incoming.digest,
+            incoming.event_id)
+        for name in ("type", "source", "external_id", "learner_id", "occurred_at", "actor"):
+            assert getattr(back.envelope, name) == getattr(incoming.envelope, name), name
