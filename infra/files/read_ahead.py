@@ -21,7 +21,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import select
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -132,7 +134,8 @@ def _read_in_processes(handle: IO[bytes], bar: tqdm[Any], workers: int,
     context.set_forkserver_preload([__name__])
     depth = 2 * workers + 2  # chunks in flight: the workers never wait on the writer
     in_flight: deque[tuple[RawChunk, Future[list[Any]]]] = deque()
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_exit_with,
+                             initargs=(os.getpid(),)) as pool:
         try:
             for raw_chunk in _raw_chunks(handle, chunk):
                 in_flight.append((raw_chunk, pool.submit(_validate_chunk, raw_chunk[0])))
@@ -156,6 +159,32 @@ def _finished(raw_chunk: RawChunk, future: Future[list[Any]], bar: tqdm[Any]
         else:
             wire, exported_hash = item
             yield number, raw, ParsedLine(from_wire(wire), exported_hash)
+
+
+def _exit_with(ingest_pid: int) -> None:
+    """In a worker, first: exit as soon as the ingesting process is gone. Killed (SIGKILL,
+    OOM), it shuts nothing down, and a worker would wait on its queue forever, keeping the
+    fork server alive with it."""
+    def watch() -> None:
+        try:
+            gone = os.pidfd_open(ingest_pid)  # readable once the process has exited
+            select.select([gone], [], [])
+        except (AttributeError, OSError):  # no pidfds (not Linux 5.3+): ask every 0.5 s
+            while _alive(ingest_pid):
+                time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="ingest-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _validate_chunk(lines: list[tuple[int, str]]) -> list[Any]:

@@ -8,7 +8,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
+
+import pytest
 
 from infra.sample.district import write_demo
 
@@ -21,12 +25,30 @@ def stored_rows(db: Path) -> int:
         return 0  # the table does not exist yet
 
 
-def test_sigkilled_ingest_resumes_without_loss_or_double_counting(tmp_path):
+def processes_marked(marker: str) -> list[int]:
+    """Every live process whose environment holds `marker` (a process and its children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue  # gone meanwhile, or not ours to read
+    return found
+
+
+# 0: lines validated in the ingest's own process; 1: in a worker process beside it.
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_sigkilled_ingest_resumes_without_loss_or_double_counting(tmp_path, workers):
     demo = tmp_path / "demo.jsonl"
     write_demo(demo, learners=120, seed=3)
     db = tmp_path / "crash.db"
-    env = os.environ | {"STUDYLEDGER_DATABASE_URL": f"sqlite:///{db}"}
-    command = [sys.executable, "-m", "infra.cli", "ingest", str(demo), "--batch-size", "200"]
+    marker = f"crash-{uuid.uuid4()}"
+    env = os.environ | {"STUDYLEDGER_DATABASE_URL": f"sqlite:///{db}",
+                        "STUDYLEDGER_TEST_MARKER": marker}
+    command = [sys.executable, "-m", "infra.cli", "ingest", str(demo), "--batch-size", "200",
+               "--validate-workers", workers]
 
     # The ingest kills itself right after its 5th batch commits: no timing involved.
     victim = subprocess.run(command, env=env | {
@@ -35,6 +57,12 @@ def test_sigkilled_ingest_resumes_without_loss_or_double_counting(tmp_path):
     assert victim.returncode == -signal.SIGKILL, victim.stdout + victim.stderr
     stored_before_restart = stored_rows(db)
     assert 900 <= stored_before_restart <= 1000  # five batches of 200 lines, a few rejected
+    # Nothing of the killed ingest lives on: its validation workers and their fork server
+    # exit once it is gone (waited for, not slept on: they notice within moments).
+    deadline = time.monotonic() + 30
+    while processes_marked(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_marked(marker) == []
 
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     counts = re.search(r"(\d+) stored, (\d+) duplicate", rerun.stdout)
