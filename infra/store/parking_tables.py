@@ -17,6 +17,7 @@ from psycopg.sql import SQL, Identifier
 
 from domain.errors import PrerequisiteMissingError
 from domain.parking import DeadLetterRecord, ParkedFact, ParkingChanges
+from infra.store.pg_arrays import text_array, uuid_array
 
 _FACT_COLUMNS = ("event_id", "fact_text", "digest", "waits_for", "code", "field", "reason",
                  "channel", "scope", "origin", "parked_at")
@@ -183,8 +184,8 @@ class PostgresParking:
         columns = SQL(", ").join(Identifier(c) for c in _FACT_COLUMNS)
         holes = SQL(", ").join(SQL("%s") for _ in _FACT_COLUMNS)
         if changes.release:
-            curs.execute(SQL("DELETE FROM {} WHERE event_id = ANY(%s)").format(parked),
-                         (list(changes.release),))
+            curs.execute(SQL("DELETE FROM {} WHERE event_id = ANY(%s::uuid[])").format(parked),
+                         (uuid_array(changes.release),))
         # executemany: one round trip for many rows, in order (new rows take their seq,
         # the arrival order, from the table's sequence in this order).
         new = [_row_values(f, f.event_id, f.parked_at) for f in changes.park if f.seq is None]
@@ -224,11 +225,13 @@ class PostgresParking:
                     for row in curs.fetchall()]
 
     def find_parked(self, event_ids: Sequence[UUID]) -> dict[UUID, ParkedFact]:
-        rows = self._select_parked(SQL("WHERE event_id = ANY(%s)"), (list(event_ids),))
+        rows = self._select_parked(SQL("WHERE event_id = ANY(%s::uuid[])"),
+                                   (uuid_array(event_ids),))
         return {row.event_id: row for row in rows}
 
     def parked_waiting_for(self, keys: Sequence[str]) -> list[ParkedFact]:
-        return self._select_parked(SQL("WHERE waits_for = ANY(%s)"), (list(keys),))
+        return self._select_parked(SQL("WHERE waits_for = ANY(%s::text[])"),
+                                   (text_array(keys),))
 
     def list_parked(self, limit: int) -> list[ParkedFact]:
         return self._select_parked(SQL(""), (), limit)

@@ -26,6 +26,7 @@ from domain.application import FactKey, LogRow, TopicLogRow
 from domain.parking import ParkingChanges
 from infra.ops.metrics import WRITER_LOCK_WAIT
 from infra.store.parking_tables import PostgresParking, SQLiteParking
+from infra.store.pg_arrays import int_array, uuid_array
 from infra.store.sql_connection import ddl_lock_name, run_ddl
 
 # SQLite caps the host parameters of one statement; stay well under it.
@@ -211,7 +212,8 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
         self._copy_keys = SQL(
             "COPY {} (event_id, originator_id, originator_version, digest) "
             "FROM STDIN (FORMAT BINARY)").format(table)
-        self._select_keys = SQL("SELECT * FROM {} WHERE event_id = ANY(%s)").format(table)
+        self._select_keys = SQL("SELECT * FROM {} WHERE event_id = ANY(%s::uuid[])").format(
+            table)
         self._prepare_event_queries(SQL("{}.{}").format(
             Identifier(self.datastore.schema), Identifier(self.events_table_name)))
 
@@ -226,7 +228,7 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
         ).format(events)
         self._select_versions = SQL(
             "SELECT originator_id, MAX(originator_version) AS version FROM {} "
-            "WHERE originator_id = ANY(%s) GROUP BY originator_id").format(events)
+            "WHERE originator_id = ANY(%s::uuid[]) GROUP BY originator_id").format(events)
         self._select_written_after = SQL(
             "SELECT DISTINCT originator_id FROM {} WHERE notification_id > %s").format(events)
         self._select_log_rows = SQL(
@@ -334,7 +336,7 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
         if not event_ids:
             return {}
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._select_keys, (list(event_ids),))
+            curs.execute(self._select_keys, (uuid_array(event_ids),))
             return {
                 row["event_id"]: FactKey(
                     row["event_id"], row["originator_id"], row["originator_version"],
@@ -347,7 +349,7 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
         if not stream_ids:
             return {}
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(self._select_versions, (list(stream_ids),))
+            curs.execute(self._select_versions, (uuid_array(stream_ids),))
             return {row["originator_id"]: row["version"] for row in curs.fetchall()}
 
     def streams_written_after(self, position: int) -> list[UUID]:
@@ -384,7 +386,8 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
         by_stream = {(k.originator_id, k.originator_version): k.event_id for k in keys}
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_positions, (
-                [k.originator_id for k in keys], [k.originator_version for k in keys],
+                uuid_array(k.originator_id for k in keys),
+                int_array(k.originator_version for k in keys),
             ))
             return {
                 by_stream[(row["originator_id"], row["originator_version"])]:
