@@ -67,7 +67,8 @@ class DeadLetter:
 
 
 class MessageSource(Protocol):
-    def poll(self) -> list[InboundMessage]: ...
+    def poll(self, wait: bool = True) -> list[InboundMessage]:
+        """The next messages; with wait=False only those already fetched (maybe none)."""
 
     def commit(self, next_offsets: dict[tuple[str, int], int]) -> None: ...
 
@@ -99,19 +100,50 @@ class IngestStats:
         return self.messages / max(time.monotonic() - self.started, 1e-9)
 
 
-def validate_message(message: InboundMessage) -> IncomingFact | DeadLetter:
-    if message.value is None:
-        return DeadLetter(message, "empty_message", "the message has no value")
+# Why a message was refused before it reached the store: (code, reason, field).
+Refusal = tuple[str, str, str | None]
+
+
+def validate_value(value: bytes | None) -> IncomingFact | Refusal:
+    """A message's value as a fact, or why it is not one."""
+    if value is None:
+        return "empty_message", "the message has no value", None
     try:
-        data = decode_fact_json(message.value)
+        data = decode_fact_json(value)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return DeadLetter(message, "malformed_json", f"malformed JSON: {exc}")
+        return "malformed_json", f"malformed JSON: {exc}", None
     try:
         return parse_fact(data)
     except ValidationError as exc:
         problems = fact_problems(exc)
-        reason = describe_problems(problems, limit=5)
-        return DeadLetter(message, "invalid_fact", reason, problems[0][0])
+        return "invalid_fact", describe_problems(problems, limit=5), problems[0][0]
+
+
+def validate_message(message: InboundMessage) -> IncomingFact | DeadLetter:
+    checked = validate_value(message.value)
+    return checked if isinstance(checked, IncomingFact) else DeadLetter(message, *checked)
+
+
+Validated = Callable[[], list[IncomingFact | DeadLetter]]
+
+
+class MessageValidation(Protocol):
+    """Validates a polled batch. `runs_beside`: the work proceeds while the loop stores the
+    batch before, so the loop polls the next batch ahead and hands it over first."""
+
+    runs_beside: bool
+
+    def submit(self, messages: Sequence[InboundMessage]) -> Validated:
+        """Start validating; the callable returns one result per message, in order."""
+
+
+class InlineValidation:
+    """In the loop's own thread, when the results are asked for."""
+
+    runs_beside = False
+
+    def submit(self, messages: Sequence[InboundMessage]) -> Validated:
+        return lambda: [validate_message(message) for message in messages]
 
 
 class IngestLoop:
@@ -122,8 +154,12 @@ class IngestLoop:
                  backoff_seconds: float = 0.5, max_backoff_seconds: float = 5.0,
                  sleep: Callable[[float], object] = time.sleep,
                  stopping: Callable[[], bool] = lambda: False,
-                 channel: str = "kafka", fault_point: FaultPoint = no_faults) -> None:
+                 channel: str = "kafka", fault_point: FaultPoint = no_faults,
+                 validation: MessageValidation | None = None) -> None:
         self.ledger = ledger
+        self.validation = validation or InlineValidation()
+        # A batch polled, and handed to validation, while the batch before was stored.
+        self._ahead: tuple[list[InboundMessage], Validated] | None = None
         self.source = source
         self.dead_letters = dead_letters
         self.clock = clock
@@ -138,16 +174,29 @@ class IngestLoop:
         self._last_tended = 0.0
 
     def run_batch(self) -> int:
-        """Poll and fully process one batch; returns how many messages it held."""
-        messages = self.source.poll()
-        if not messages:
-            self._tend_parked_when_idle()
-            return 0
+        """Poll and fully process one batch; returns how many messages it held.
+
+        When validation runs beside the loop, the messages already fetched after this batch
+        are handed to it before this batch is stored. Their offsets are committed only after
+        they are processed in turn, so a crash meanwhile loses nothing: they are read again.
+        """
+        if self._ahead is not None:
+            messages, validated = self._ahead
+            self._ahead = None
+        else:
+            messages = self.source.poll()
+            if not messages:
+                self._tend_parked_when_idle()
+                return 0
+            validated = self.validation.submit(messages)
+        if self.validation.runs_beside:
+            following = self.source.poll(wait=False)
+            if following:
+                self._ahead = (following, self.validation.submit(following))
         letters: list[DeadLetter] = []
         valid: list[tuple[InboundMessage, IncomingFact]] = []
         with fewer_gc_pauses():  # record_facts below has its own
-            for message in messages:
-                checked = validate_message(message)
+            for message, checked in zip(messages, validated(), strict=True):
                 if isinstance(checked, DeadLetter):
                     letters.append(checked)
                 else:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the Kafka and HTTP sides are imported only by the commands 
     from consumers.ingest_loop import DeadLetterSink, IngestLoop
     from consumers.relay import RelayLoop
     from infra.kafka_io import KafkaMessageSource, KafkaPublisher
+    from infra.kafka_validation import PooledMessageValidation
     from infra.ops.metrics import CountingDeadLetters, KafkaIngestMeter
     from infra.store.relay_position import RelayPositionStore
     from infra.xapi.lrs import SqlLrs
@@ -179,10 +180,13 @@ class KafkaIngest:
     dead_letters: CountingDeadLetters
     meter: KafkaIngestMeter
     client_id: str
+    validation: PooledMessageValidation | None = None
 
     def close(self) -> None:
         self.source.close()
         self.dead_letters.close()
+        if self.validation is not None:
+            self.validation.close()
 
 
 def build_ingest(settings: Settings, ledger: StudyLedger | None = None, *,
@@ -194,18 +198,24 @@ def build_ingest(settings: Settings, ledger: StudyLedger | None = None, *,
     from consumers.ingest_loop import IngestLoop
     from infra.files.jsonl_ingest import utc_now
     from infra.kafka_io import KafkaDeadLetterSink, KafkaMessageSource
+    from infra.kafka_validation import PooledMessageValidation
     from infra.ops.metrics import CountingDeadLetters, KafkaIngestMeter
+    from infra.validation_pool import spare_cores
 
     stop = stop if stop is not None else threading.Event()
     client_id = kafka_client_id(settings, "consume")
     source = source if source is not None else KafkaMessageSource(settings, client_id)
     letters = CountingDeadLetters(dead_letters if dead_letters is not None
                                   else KafkaDeadLetterSink(settings, client_id))
+    workers = settings.kafka_validate_workers
+    workers = spare_cores() if workers is None else workers
+    validation = PooledMessageValidation(workers) if workers > 0 else None
     loop = IngestLoop(ledger or build_ledger(settings), source, letters, clock=utc_now,
                       retries=settings.kafka_store_retries, sleep=stop.wait,
-                      stopping=stop.is_set, fault_point=fault_point_from(settings.fault_kill_at))
+                      stopping=stop.is_set, fault_point=fault_point_from(settings.fault_kill_at),
+                      validation=validation)
     meter = KafkaIngestMeter(loop.stats, source.partition_lags)
-    return KafkaIngest(loop, source, letters, meter, client_id)
+    return KafkaIngest(loop, source, letters, meter, client_id, validation)
 
 
 @dataclass

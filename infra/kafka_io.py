@@ -74,8 +74,9 @@ class KafkaMessageSource:
             heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
             max_poll_records=settings.kafka_max_poll_records)
 
-    def poll(self) -> list[InboundMessage]:
-        records = self.consumer.poll(timeout_ms=500, max_records=self.max_records)
+    def poll(self, wait: bool = True) -> list[InboundMessage]:
+        records = self.consumer.poll(timeout_ms=500 if wait else 0,
+                                     max_records=self.max_records)
         return [InboundMessage(r.topic, r.partition, r.offset, r.key, r.value)
                 for batch in records.values() for r in batch]
 

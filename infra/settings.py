@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # from 0.5 s up to 5 s). 0: never give up; wait for the store and resume (the default:
     # a restarting database should not need the consumers restarted too).
     kafka_store_retries: int = Field(default=0, ge=0, le=1000)
+    # Worker processes validating the next polled batch while `consume` stores the one in
+    # hand (unset: one per core beyond the consumer's; 0: validate in the consumer).
+    kafka_validate_workers: int | None = Field(default=None, ge=0, le=64)
     # How often `consume` and `relay` log their rate and lag.
     kafka_report_seconds: float = Field(default=10.0, gt=0)
     # `consume`, `relay` and `project` serve their Prometheus metrics on this port (off when

@@ -7,32 +7,27 @@ and when, is decided by the caller.
 - A thread: it validates the next lines while the writer waits on the store. The GIL lets
   only one of them run Python at a time, so on its own it hides validation only behind the
   store's waits.
-- Worker processes, for a large file on a machine with a core to spare: validation (about
-  half of an ingest's CPU) runs beside the writer. A valid fact comes back in its wire form
-  (domain.facts.to_wire: its canonical JSON, bytes, digest and id, rebuilt here in a few
-  microseconds; pickling its models would cost more than validating it again), a rejection
-  comes back whole.
+- Worker processes (infra.validation_pool), for a large file on a machine with a core to
+  spare: validation runs beside the writer. A valid fact comes back in its wire form, a
+  rejection whole.
 
 At most a few chunks of `chunk` lines wait in memory either way.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import queue
-import select
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from typing import IO, Any
 
 from tqdm import tqdm
 
 from domain.facts import from_wire, to_wire
 from infra.files.jsonl_lines import ParsedLine, Rejection, read_line
+from infra.validation_pool import ValidationPool, spare_cores
 
 ReadLine = tuple[int, str, ParsedLine | Rejection]
 RawChunk = tuple[list[tuple[int, str]], int]  # (line number, text) pairs, bytes they took
@@ -50,7 +45,7 @@ def validation_workers(file_size: int, requested: int | None) -> int:
         return max(0, requested)
     if file_size < PROCESS_POOL_MIN_BYTES:
         return 0
-    return max(0, len(os.sched_getaffinity(0)) - 1)
+    return spare_cores()
 
 
 def read_ahead(handle: IO[bytes], bar: tqdm[Any], *, workers: int = 0,
@@ -127,25 +122,18 @@ def _parse_chunks(handle: IO[bytes], put: Callable[[Any], bool], chunk: int) -> 
 
 def _read_in_processes(handle: IO[bytes], bar: tqdm[Any], workers: int,
                        chunk: int) -> Iterator[ReadLine]:
-    # A fork server, not a fork of this process: this one holds the store's connections
-    # and their pool threads. The server imports the validation code once; each worker
-    # is forked from it.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
     depth = 2 * workers + 2  # chunks in flight: the workers never wait on the writer
     in_flight: deque[tuple[RawChunk, Future[list[Any]]]] = deque()
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_exit_with,
-                             initargs=(os.getpid(),)) as pool:
-        try:
-            for raw_chunk in _raw_chunks(handle, chunk):
-                in_flight.append((raw_chunk, pool.submit(_validate_chunk, raw_chunk[0])))
-                if len(in_flight) > depth:
-                    yield from _finished(*in_flight.popleft(), bar)
-            while in_flight:
+    pool = ValidationPool(workers, preload=__name__)
+    try:
+        for raw_chunk in _raw_chunks(handle, chunk):
+            in_flight.append((raw_chunk, pool.submit(_validate_chunk, raw_chunk[0])))
+            if len(in_flight) > depth:
                 yield from _finished(*in_flight.popleft(), bar)
-        finally:
-            for _, future in in_flight:
-                future.cancel()
+        while in_flight:
+            yield from _finished(*in_flight.popleft(), bar)
+    finally:
+        pool.close()
 
 
 def _finished(raw_chunk: RawChunk, future: Future[list[Any]], bar: tqdm[Any]
@@ -159,32 +147,6 @@ def _finished(raw_chunk: RawChunk, future: Future[list[Any]], bar: tqdm[Any]
         else:
             wire, exported_hash = item
             yield number, raw, ParsedLine(from_wire(wire), exported_hash)
-
-
-def _exit_with(ingest_pid: int) -> None:
-    """In a worker, first: exit as soon as the ingesting process is gone. Killed (SIGKILL,
-    OOM), it shuts nothing down, and a worker would wait on its queue forever, keeping the
-    fork server alive with it."""
-    def watch() -> None:
-        try:
-            gone = os.pidfd_open(ingest_pid)  # readable once the process has exited
-            select.select([gone], [], [])
-        except (AttributeError, OSError):  # no pidfds (not Linux 5.3+): ask every 0.5 s
-            while _alive(ingest_pid):
-                time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="ingest-watch", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _validate_chunk(lines: list[tuple[int, str]]) -> list[Any]:

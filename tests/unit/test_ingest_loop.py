@@ -9,7 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from eventsourcing.persistence import OperationalError
 
-from consumers.ingest_loop import InboundMessage, IngestLoop, StoreUnavailableError
+from consumers.ingest_loop import (
+    InboundMessage,
+    IngestLoop,
+    StoreUnavailableError,
+    validate_message,
+)
 from domain.application import RecordResult
 from tests.factories import REGISTRATION, envelope
 
@@ -50,7 +55,7 @@ class OneBatchSource:
         self.journal, self.messages = journal, messages
         self.committed: dict = {}
 
-    def poll(self):
+    def poll(self, wait=True):
         batch, self.messages = self.messages, []
         return batch
 
@@ -138,3 +143,61 @@ def test_a_stop_while_waiting_for_the_store_leaves_the_batch_uncommitted():
         loop.run_batch()
     assert "committed" not in journal.steps and source.committed == {}
     assert letters.sent == []
+
+
+class TwoBatchSource(OneBatchSource):
+    """Two batches; the second is already fetched when the first is processed."""
+
+    def __init__(self, journal: Journal, first: list[InboundMessage],
+                 second: list[InboundMessage]) -> None:
+        super().__init__(journal, first)
+        self.batches = [first, second]
+        self.commits: list[dict] = []
+
+    def poll(self, wait=True):
+        self.journal.steps.append(f"polled (wait={wait})")
+        return self.batches.pop(0) if self.batches else []
+
+    def commit(self, next_offsets):
+        super().commit(next_offsets)
+        self.commits.append(next_offsets)
+
+
+class BesideValidation:
+    """Validation that runs beside the loop: records when each batch is handed over and when
+    its results are asked for."""
+
+    runs_beside = True
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def submit(self, batch):
+        offsets = [m.offset for m in batch]
+        self.journal.steps.append(f"submitted {offsets}")
+
+        def results():
+            self.journal.steps.append(f"results {offsets}")
+            return [validate_message(m) for m in batch]
+        return results
+
+
+def test_with_validation_beside_the_next_batch_is_handed_over_before_this_one_is_stored():
+    journal = Journal()
+    good = envelope("learner.registered", REGISTRATION, learner_id="L9", source="s")
+    first = messages()
+    second = [InboundMessage("events", 0, 8, b"L9", json.dumps(good).encode())]
+    source = TwoBatchSource(journal, first, second)
+    loop = IngestLoop(FlakyLedger(journal, 0), source, Letters(journal),  # type: ignore[arg-type]
+                      clock=lambda: NOW, validation=BesideValidation(journal))
+    assert loop.run_batch() == 2
+    assert journal.steps == ["polled (wait=True)", "submitted [7, 3]", "polled (wait=False)",
+                             "submitted [8]", "results [7, 3]", "stored 1", "dead-lettered 1",
+                             "committed"]
+    # The batch read ahead is not committed with the one before: a crash here re-reads it.
+    assert source.commits == [{("events", 0): 8, ("events", 1): 4}]
+    journal.steps.clear()
+    assert loop.run_batch() == 1
+    assert journal.steps == ["polled (wait=False)", "results [8]", "stored 1",
+                             "dead-lettered 1", "committed"]  # the letter sent before
+    assert source.commits[-1] == {("events", 0): 9}
