@@ -132,7 +132,7 @@ class ChainedAggregate(Aggregate):
 
     def collect_pending_facts(self) -> list[PendingFact]:
         """The facts appended since the last save, as plain values (the library's pending
-        events, such as an Opened, are collected apart with collect_events)."""
+        events, such as an Opened, are collected apart with collect_library_events)."""
         pending: list[PendingFact] = self.__dict__.pop("_pending_facts", [])
         return pending
 

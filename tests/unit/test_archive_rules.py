@@ -363,3 +363,28 @@ def test_a_fact_up_to_five_minutes_ahead_of_the_server_clock_is_accepted():
 def test_a_fact_more_than_five_minutes_ahead_of_the_server_clock_is_refused():
     with pytest.raises(FutureFactError):
         check_not_future(at(NOW + timedelta(minutes=5, seconds=1)), NOW)
+
+
+def test_appended_facts_reach_the_library_as_events_that_rebuild_the_archive() -> None:
+    """Facts appended wait as plain values; a path that needs the library's event objects
+    (a store that enciphers, compresses or snapshots) gets them from collect_events, in
+    version order, and they rebuild the same archive."""
+    archive = LearnerArchive.register(incoming("learner.registered", REGISTRATION), CHANNEL)
+    sessions = [incoming("study_session.recorded", {**SESSION, "course_id": f"C{n}"})
+                for n in range(2)]
+    for fact in sessions:
+        archive.record(fact, CHANNEL)
+    events = archive.collect_events()
+    assert [type(e).__name__ for e in events] == ["Opened", "FactRecorded", "FactRecorded"]
+    assert [e.originator_version for e in events] == [1, 2, 3]
+    assert events[2].prev_hash == events[1].hash == link_hash_of_text(
+        events[0].hash, sessions[0].canonical_text)
+    assert [e.fact for e in events[1:]] == [f.canonical for f in sessions]
+    assert archive.collect_events() == []  # collected once
+    rebuilt = None
+    for event in events:
+        rebuilt = event.mutate(rebuilt)
+    assert rebuilt is not None
+    assert (rebuilt.version, rebuilt.last_hash, rebuilt.modified_on) == (
+        archive.version, archive.last_hash, archive.modified_on)
+    assert rebuilt.knows(sessions[1].event_id)
