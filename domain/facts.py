@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 from uuid import UUID
 
 import orjson
@@ -290,8 +290,7 @@ _FACT_TYPE_NAMES = {name: name for name in FACT_TYPES}
 fact_adapter: TypeAdapter[LearnerFact | OrgFact] = TypeAdapter(Fact)
 
 
-@dataclass(frozen=True, slots=True)
-class FactHeader:
+class FactHeader(NamedTuple):
     """The envelope fields read after validation (type, sender, time), for a fact validated
     in another process: rebuilt from its canonical dict, while the typed envelope and its
     payload model stay where they were made."""
