@@ -303,7 +303,8 @@ class BatchWriter(FactRouting):
 
     def _streams_not_recorded(self) -> set[UUID]:
         """The streams this batch names that the store does not hold yet (new learners and
-        orgs), found with one query, so that each is not looked for on its own."""
+        orgs), found with one query, so that each is not looked for on its own. The
+        recorded ones not cached are read into the cache by the same query when they fit."""
         streams = _streams_referenced(self.facts)
         cache = self.app.repository.cache
         if cache is not None:
@@ -311,6 +312,8 @@ class BatchWriter(FactRouting):
             streams = {stream for stream in streams if stream not in cached}
         if not streams:
             return set()
+        if self.app.cached_loads_fit(len(streams)):
+            return streams - self.app.load_streams(sorted(streams))
         return streams - self.app.fact_index.current_versions(list(streams)).keys()
 
 

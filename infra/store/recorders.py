@@ -147,6 +147,21 @@ class SQLiteFactKeyRecorder(SQLiteParking, SQLiteApplicationRecorder):
                 versions.update((UUID(row[0]), row[1]) for row in c.fetchall())
         return versions
 
+    def stream_events(self, stream_ids: Sequence[UUID]) -> list[StoredEvent]:
+        events: list[StoredEvent] = []
+        with self.datastore.transaction(commit=False) as c:
+            for chunk in _chunks(sorted(stream_ids)):
+                c.execute(
+                    f"SELECT originator_id, originator_version, topic, state "
+                    f"FROM {self.events_table_name} "
+                    f"WHERE originator_id IN ({','.join('?' * len(chunk))}) "
+                    "ORDER BY originator_id, originator_version",
+                    [stream_id.hex for stream_id in chunk],
+                )
+                events.extend(StoredEvent(UUID(row[0]), row[1], row[2], row[3])
+                              for row in c.fetchall())
+        return events
+
     def streams_written_after(self, position: int) -> list[UUID]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT DISTINCT originator_id FROM {self.events_table_name} "
@@ -229,6 +244,10 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
         self._select_versions = SQL(
             "SELECT originator_id, MAX(originator_version) AS version FROM {} "
             "WHERE originator_id = ANY(%s::uuid[]) GROUP BY originator_id").format(events)
+        self._select_stream_events = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {} "
+            "WHERE originator_id = ANY(%s::uuid[]) ORDER BY originator_id, originator_version"
+        ).format(events)
         self._select_written_after = SQL(
             "SELECT DISTINCT originator_id FROM {} WHERE notification_id > %s").format(events)
         self._select_log_rows = SQL(
@@ -351,6 +370,17 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_versions, (uuid_array(stream_ids),))
             return {row["originator_id"]: row["version"] for row in curs.fetchall()}
+
+    def stream_events(self, stream_ids: Sequence[UUID]) -> list[StoredEvent]:
+        if not stream_ids:
+            return []
+        events: list[StoredEvent] = []
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as c:
+            for chunk in _chunks(sorted(stream_ids)):
+                c.execute(self._select_stream_events, (uuid_array(chunk),))
+                events.extend(StoredEvent(stream, version, topic, bytes(state))
+                              for stream, version, topic, state in c.fetchall())
+        return events
 
     def streams_written_after(self, position: int) -> list[UUID]:
         with self.datastore.transaction(commit=False) as curs:

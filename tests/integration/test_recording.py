@@ -10,6 +10,7 @@ import pytest
 from domain.application import StudyLedger
 from domain.identity import learner_archive_id
 from infra.bootstrap import build_ledger
+from tests.conftest import sqlite_settings
 from tests.factories import REGISTRATION, SESSION, incoming
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -317,3 +318,46 @@ def test_every_stored_row_is_what_the_libraries_mapper_writes_for_its_event(ledg
                                                                    row.originator_version)
     for aggregate_id in {row.originator_id for row in rows}:
         assert ledger.verify_stream(aggregate_id).broken is None
+
+
+def test_a_cold_writer_reads_a_batchs_archives_at_once_as_the_library_rebuilds_them(
+        store_settings, tmp_path):
+    """A writer that starts with an empty cache (a restarted API worker or consumer) reads
+    every recorded archive a batch names with one query; each must be the aggregate the
+    library's repository rebuilds event by event, and the batch must be judged on it."""
+    from domain.facts import parse_fact
+    from infra.sample.district import DemoWriter
+
+    facts = [parse_fact(data) for data in DemoWriter(20210104, 12, 2021, 3).generate()]
+    half = len(facts) // 2
+    warm = build_ledger(store_settings)
+    for start in range(0, half, 100):
+        warm.record_facts(facts[start:start + 100], now=NOW, channel="test")
+    streams = {row.originator_id for row in
+               warm.recorder.select_notifications(start=1, limit=100_000)}
+    unknown = learner_archive_id("nobody")
+    cold, library = build_ledger(store_settings), build_ledger(store_settings)
+    assert cold.load_streams(sorted(streams | {unknown})) == streams
+    for stream in streams:
+        loaded, rebuilt = cold.repository.cache.get(stream), library.repository.get(stream)
+        assert type(loaded) is type(rebuilt)
+        assert vars(loaded) == vars(rebuilt)
+    (tmp_path / "warm").mkdir()
+    reference = build_ledger(sqlite_settings(tmp_path / "warm"))  # one writer, always warm
+    for start in range(0, half, 100):
+        reference.record_facts(facts[start:start + 100], now=NOW, channel="test")
+
+    def second_half(app):
+        return [(r.status, r.error.code if r.error else None)
+                for start in range(half, len(facts), 100)
+                for r in app.record_facts(facts[start:start + 100], now=NOW, channel="t")]
+
+    results = second_half(cold)
+    assert results == second_half(reference)
+    assert sum(status == "stored" for status, _ in results) > 100
+    for stream in streams:
+        assert vars(cold.repository.get(stream)) == vars(build_ledger(
+            store_settings).repository.get(stream))
+        assert cold.verify_stream(stream).broken is None
+    for app in (warm, cold, library, reference):
+        app.close()
