@@ -18,10 +18,16 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    LRUCache,
+    ProcessingEvent,
+)
 from eventsourcing.persistence import IntegrityError, Recording, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
+from domain.aggregate_cache import FactBoundedCache
 from domain.archive import ChainedAggregate, LearnerArchive, OrgUnit
 from domain.batch_writer import BatchWriter, FactKey, RecordResult
 from domain.chain import BrokenLink, ChainLink, ChainVerifier
@@ -38,6 +44,9 @@ from domain.transcoding import OrjsonTranscoder
 
 MAX_SAVE_ATTEMPTS = 5
 DEFAULT_PARK_TIMEOUT = timedelta(days=1)
+# The environment's bound on the events the cached aggregates hold between them (beside the
+# library's AGGREGATE_CACHE_MAXSIZE, a bound by count).
+AGGREGATE_CACHE_MAX_FACTS = "AGGREGATE_CACHE_MAX_FACTS"
 A = TypeVar("A", bound=ChainedAggregate)
 
 
@@ -126,6 +135,10 @@ class StudyLedger(Application[UUID]):
     def __init__(self, env: dict[str, str] | None = None,
                  park_timeout: timedelta = DEFAULT_PARK_TIMEOUT) -> None:
         super().__init__(env)
+        max_facts = self.env.get(AGGREGATE_CACHE_MAX_FACTS)
+        cache = self.repository.cache
+        if max_facts and isinstance(cache, LRUCache):
+            self.repository.cache = FactBoundedCache(cache.maxsize, int(max_facts))
         # One batch at a time per process: the cached aggregates are mutated in place.
         self._write_lock = threading.Lock()
         self.categories = all_categories()

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from domain.application import StudyLedger
+from domain.application import AGGREGATE_CACHE_MAX_FACTS, StudyLedger
 from infra.ops.fault_injection import fault_point_from
 from infra.settings import Settings, ensure_parent_dir, sqlite_path
 from infra.store.errors import guard_event_store
@@ -38,6 +38,7 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
     """The eventsourcing library's environment for the configured store."""
     env = {
         "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+        AGGREGATE_CACHE_MAX_FACTS: str(settings.aggregate_cache_facts),
         # No per-aggregate fast-forward: the write path checks the whole batch's cached
         # archives against the store in one query and evicts stale ones. No deep copies:
         # the write lock and eviction on failure keep the cache clean.
