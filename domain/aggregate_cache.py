@@ -19,7 +19,10 @@ from eventsourcing.application import LRUCache
 
 class FactBoundedCache(LRUCache[UUID, Any]):
     """Least recently used first out, once more than `maxsize` aggregates or more than
-    `max_facts` events between them are held (an aggregate weighs its version)."""
+    `max_facts` events between them are held (an aggregate weighs its version).
+
+    The weights are kept outside the library's lock: the ledger puts and evicts only
+    under its write lock, one batch at a time."""
 
     def __init__(self, maxsize: int, max_facts: int) -> None:
         super().__init__(maxsize)
