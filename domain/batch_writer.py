@@ -313,7 +313,7 @@ class BatchWriter(FactRouting):
         if not streams:
             return set()
         if self.app.cached_loads_fit(len(streams)):
-            return streams - self.app.load_streams(sorted(streams))
+            return streams - self.app.load_streams(list(streams))
         return streams - self.app.fact_index.current_versions(list(streams)).keys()
 
 
