@@ -5,7 +5,7 @@ measured on a 10,000-cadre district), so a bound by count alone is no bound on m
 archives of 100 facts took ~135 MiB, of 1,000 facts ten times that. A bound that small by
 count also made a district larger than it crawl: its facts arrive interleaved in time, each
 batch names ~1,000 of its learners, and least-recently-used eviction then drops exactly the
-archives the next batches need (1M facts took 12 minutes instead of 2:20 with all cached).
+archives the next batches need (1M facts took 12:13 instead of 3:05 with all cached).
 Bounding the facts held lets the count bound be generous and the memory bound real.
 """
 
