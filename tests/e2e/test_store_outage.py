@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,10 +129,11 @@ class Traffic:
                 time.sleep(0.1)
 
 
-def wait_for(predicate, seconds: float, what: str) -> float:  # noqa: ANN001
+def wait_for(predicate, seconds: float, what: str | Callable[[], str]) -> float:  # noqa: ANN001
     started = time.monotonic()
     while not predicate():
-        assert time.monotonic() - started < seconds, f"{what} not within {seconds} s"
+        assert time.monotonic() - started < seconds, \
+            f"{what if isinstance(what, str) else what()} not within {seconds} s"
         time.sleep(0.1)
     return time.monotonic() - started
 
@@ -207,8 +208,15 @@ def test_serve_and_project_ride_out_a_postgres_restart(cluster: Cluster, tmp_pat
         assert sorted(stored) == sorted(traffic.acknowledged)
         assert len(set(stored)) == len(stored)
         recorded = ledger.recorder.max_notification_id()
-        caught_up = wait_for(lambda: _health(base).get("projected_position") == recorded, 30,
-                             "the views catching up")
+        last_health: list[dict] = [{}]
+
+        def views_caught_up() -> bool:
+            last_health[0] = _health(base)
+            return last_health[0].get("projected_position") == recorded
+
+        caught_up = wait_for(views_caught_up, 30,
+                             lambda: f"the views catching up to {recorded} "
+                                     f"(last /health: {last_health[0]})")
         print(f"views caught up {caught_up:.2f} s after the writes stopped")
         assert ledger.get_existing(LearnerArchive, LearnerArchive.id_for("L1")) is not None
         ledger.close()
@@ -222,7 +230,9 @@ def test_serve_and_project_ride_out_a_postgres_restart(cluster: Cluster, tmp_pat
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-    output = {name: (tmp_path / f"{name}.log").read_text() for name in logs}
+        output = {name: (tmp_path / f"{name}.log").read_text() for name in logs}
+        for name, text in output.items():  # pytest shows this only when the test fails
+            print(f"--- {name} log (last 6,000 characters) ---\n{text[-6000:]}")
     assert (serve.returncode, project.returncode) == (0, 0), output
     assert "Traceback" not in output["serve"] + output["project"], output
     assert "store unavailable" in output["project"], output["project"]
