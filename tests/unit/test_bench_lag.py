@@ -4,10 +4,12 @@ the views holding it; 'behind' is the most facts committed but not yet in the vi
 from __future__ import annotations
 
 import math
+import os
+import time
 
 import pytest
 
-from infra.bench.lag import _lag_figures
+from infra.bench.lag import _lag_figures, process_cpu_seconds
 
 
 def test_each_batch_waits_for_the_first_sample_at_or_past_its_position():
@@ -29,3 +31,17 @@ def test_a_batch_the_views_never_reached_has_an_endless_lag():
     figures = _lag_figures([(1.0, 10), (2.0, 20)], [(1.1, 10), (3.0, 15)], achieved_rate=1)
     assert math.isinf(figures["max"])
     assert figures["behind"] == 5
+
+
+def test_a_process_cpu_is_read_from_proc_and_grows_with_work():
+    before = process_cpu_seconds(os.getpid())
+    assert before is not None and before > 0
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:  # burn a third of a second of CPU
+        pass
+    after = process_cpu_seconds(os.getpid())
+    assert after is not None and after - before >= 0.2
+
+
+def test_a_process_that_is_gone_has_no_cpu_to_read():
+    assert process_cpu_seconds(2**22 + 12345) is None  # above any kernel's pid limit
