@@ -9,6 +9,8 @@ and never skips: downstream must treat the event id as the idempotency key.
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from typing import Any, Protocol
 
 from consumers.fault_points import (
@@ -18,6 +20,14 @@ from consumers.fault_points import (
     no_faults,
 )
 from domain.application import StudyLedger
+from domain.errors import StoreUnavailableError
+
+log = logging.getLogger("studyledger.relay")
+
+# While the store is away the relay tries the same batch again after a wait that doubles from
+# the first to the last: soon after a short restart, without hammering a long outage.
+FIRST_RETRY_SECONDS = 0.25
+MAX_RETRY_SECONDS = 5.0
 
 
 class Publisher(Protocol):
@@ -74,3 +84,34 @@ class RelayLoop:
 
     def lag(self) -> int:
         return self.ledger.last_position() - self.positions.position()
+
+
+class RelayRunner:
+    """One step of the long-running relay, and how it meets a store that goes away.
+
+    The store unavailable (down, restarting, locked): wait, then try the same batch again,
+    until it answers. Nothing is skipped, since the position moves only after the broker's
+    acks. A batch published but not confirmed when the store went away is published again:
+    downstream treats the event id as the idempotency key. A process that exited instead
+    would only move the wait to whatever restarts it.
+    """
+
+    def __init__(self, loop: RelayLoop, stop: threading.Event) -> None:
+        self.loop, self.stop = loop, stop
+        self.store_wait = 0.0
+
+    def step(self) -> int | None:
+        """One batch; how many facts it published, or None after waiting for the store."""
+        try:
+            published = self.loop.run_batch()
+        except StoreUnavailableError as exc:
+            if not self.store_wait:
+                log.warning("store unavailable; the relay waits for it: %s", exc)
+            self.store_wait = min(max(self.store_wait * 2, FIRST_RETRY_SECONDS),
+                                  MAX_RETRY_SECONDS)
+            self.stop.wait(self.store_wait)
+            return None
+        if self.store_wait:
+            log.warning("store back; the relay goes on")
+            self.store_wait = 0.0
+        return published

@@ -13,6 +13,7 @@ from infra.cli.common import EXIT_OK, EXIT_STORE_DOWN, CommandError, open_ledger
 from infra.settings import Settings
 
 if TYPE_CHECKING:
+    from consumers.relay import RelayRunner
     from infra.bootstrap import KafkaIngest, KafkaRelay
 
 LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
@@ -121,6 +122,7 @@ def _report_consumed(ingest: KafkaIngest, log: logging.Logger) -> None:
 
 def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
     """Event store -> `studyledger.recorded`, position stored after the broker's acks."""
+    from consumers.relay import RelayRunner
     from consumers.running import run_until_stopped
     from infra.bootstrap import build_relay, stop_on_signals
     from infra.ops.metrics_wiring import serve_store_metrics
@@ -133,7 +135,7 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
         serve_store_metrics(settings, views=False)
         log.info("relaying to %s from position %d (lag %d)", settings.kafka_topic_recorded,
                  relay.positions.position(), relay.loop.lag())
-        progress = _RelayProgress(relay, log)
+        progress = _RelayProgress(relay, RelayRunner(relay.loop, stop), log)
         try:
             run_until_stopped(progress.step, stop, progress.report,
                               report_seconds=settings.kafka_report_seconds,
@@ -148,19 +150,25 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
 class _RelayProgress:
     """Counts what the relay published, for its periodic log line."""
 
-    def __init__(self, relay: KafkaRelay, log: logging.Logger) -> None:
-        self.relay, self.log = relay, log
+    def __init__(self, relay: KafkaRelay, runner: RelayRunner, log: logging.Logger) -> None:
+        self.relay, self.runner, self.log = relay, runner, log
         self.published, self.started = 0, time.monotonic()
 
-    def step(self) -> int:
-        count = self.relay.loop.run_batch()
-        self.published += count
+    def step(self) -> int | None:
+        count = self.runner.step()
+        self.published += count or 0
         return count
 
     def report(self) -> None:
-        self.log.info("published %d at %.0f/s; position %d, lag %d", self.published,
-                      self.published / (time.monotonic() - self.started),
-                      self.relay.positions.position(), self.relay.loop.lag())
+        from domain.errors import StoreUnavailableError
+
+        rate = self.published / (time.monotonic() - self.started)
+        try:
+            where = (f"position {self.relay.positions.position()}, "
+                     f"lag {self.relay.loop.lag()}")
+        except StoreUnavailableError:
+            where = "position unknown (store unavailable)"
+        self.log.info("published %d at %.0f/s; %s", self.published, rate, where)
 
 
 def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:

@@ -4,6 +4,7 @@ on a private cluster, which the test stops (`pg_ctl stop -m fast`) and starts.""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -243,3 +244,81 @@ def _health(base: str) -> dict:
         return httpx.get(f"{base}/health", timeout=10).json()
     except (httpx.TransportError, ValueError):
         return {}
+
+
+def test_the_relay_rides_out_a_postgres_restart(cluster: Cluster, tmp_path: Path):
+    """`relay` as a process, publishing to a real broker; the database stopped under it and
+    started again. It waits, then publishes every fact, the ones recorded after too."""
+    from infra.bench.broker import tansu_broker
+    from infra.store.relay_position import RelayPositionStore
+
+    settings = Settings(database_url=cluster.url, store_timeout_seconds=STORE_TIMEOUT)
+    ledger = build_ledger(settings)
+    ledger.record_facts(district_facts(), now=NOW, channel="test")
+    before = ledger.recorder.max_notification_id()
+    ledger.close()
+    with tansu_broker() as bootstrap:
+        env = os.environ | {"STUDYLEDGER_DATABASE_URL": cluster.url,
+                            "STUDYLEDGER_STORE_TIMEOUT_SECONDS": str(STORE_TIMEOUT),
+                            "STUDYLEDGER_KAFKA_BOOTSTRAP": bootstrap,
+                            "STUDYLEDGER_KAFKA_REPORT_SECONDS": "0.2"}
+        made = subprocess.run([sys.executable, "-m", "infra.cli", "topics", "create",
+                               "--partitions", "2"], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert made.returncode == 0, made.stderr
+        log_path = tmp_path / "relay.log"
+        with log_path.open("w") as log:
+            relay = subprocess.Popen([sys.executable, "-m", "infra.cli", "relay", "--poll",
+                                      "0.1"], env=env, cwd=tmp_path, stdout=log,
+                                     stderr=subprocess.STDOUT)
+        topic = settings.kafka_topic_recorded
+        try:
+            positions = RelayPositionStore(settings, topic)
+            wait_for(lambda: positions.position() == before, 60, "the relay catching up")
+            positions.close()
+            cluster.stop()
+            # It says it waits; its progress report says what it cannot know meanwhile.
+            wait_for(lambda: relay.poll() is not None
+                     or "position unknown (store unavailable)" in log_path.read_text(), 30,
+                     "the relay meeting the stopped database")
+            assert "store unavailable; the relay waits" in log_path.read_text()
+            assert relay.poll() is None, log_path.read_text()  # waiting, not gone
+            cluster.start()
+            ledger = build_ledger(settings)
+            ledger.record_facts([envelope_fact(n) for n in range(30)], now=NOW, channel="test")
+            end = ledger.recorder.max_notification_id()
+            ledger.close()
+            positions = RelayPositionStore(settings, topic)
+            wait_for(lambda: positions.position() == end, 30, "the relay going on after")
+            positions.close()
+            assert relay.poll() is None, log_path.read_text()
+        finally:
+            relay.terminate()
+            try:
+                relay.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                relay.kill()
+            print(f"--- relay log ---\n{log_path.read_text()[-6000:]}")
+        published = [json.loads(message.value)["position"]
+                     for message in _read_topic(bootstrap, topic)]
+    log_text = log_path.read_text()
+    assert relay.returncode == 0 and "Traceback" not in log_text, log_text
+    assert "store back" in log_text, log_text
+    assert set(published) == set(range(1, end + 1))  # nothing skipped
+    assert len(published) == end  # it was idle when the store went: nothing published twice
+
+
+def envelope_fact(n: int):  # noqa: ANN201
+    from tests.factories import incoming
+
+    return incoming("study_session.recorded", {
+        "course_id": f"R{n}", "course_hours": "1", "required": True, "minutes": 50,
+        "progress": "1"}, learner_id="L1", source="cela", external_id=f"after-{n}",
+        at="2024-05-01T10:00:00+08:00")
+
+
+def _read_topic(bootstrap: str, topic: str) -> list:
+    """Every message of a topic, from the start (as tests/integration/kafka's read_all)."""
+    from tests.integration.kafka.conftest import KafkaWorld
+
+    return KafkaWorld(Settings(), bootstrap, Path(tempfile.gettempdir())).read_all(topic)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import time
 from datetime import UTC, datetime
 
@@ -20,6 +21,8 @@ from consumers.fault_points import (
 )
 from domain.identity import fact_event_id
 from infra.bootstrap import build_ledger
+from infra.store.sql_connection import sqlite_path
+from tests.conftest import sqlite_settings
 from tests.factories import REGISTRATION, envelope, incoming
 from tests.integration.kafka.conftest import KafkaWorld, fact_message
 
@@ -281,3 +284,51 @@ def test_a_relay_killed_at_each_step_skips_nothing_and_resends_at_most_one_batch
     else:
         assert resent == []
     assert len(published) == len(ids) + len(resent)
+
+
+def test_a_relay_waits_out_a_locked_store_and_then_publishes_everything(broker, tmp_path):
+    """SQLite's store goes away by being locked by another writer (PostgreSQL's restart is in
+    tests/e2e/test_store_outage.py). The relay is frozen while facts are recorded and the
+    file is locked, so that it meets the lock when it stores the position of its next batch."""
+    from infra.store.relay_position import RelayPositionStore
+
+    world = KafkaWorld(sqlite_settings(tmp_path), broker, tmp_path)
+    assert world.cli("topics", "create", "--partitions", "4").returncode == 0
+    record_orgs(world)
+    ledger = build_ledger(world.settings)
+    ledger.record_facts(validated(learner_facts(20)), now=NOW, channel="t")
+    positions = RelayPositionStore(world.settings, world.settings.kafka_topic_recorded)
+    relay = world.start("relay", "--poll", "0.1", "--batch-size", "50",
+                        STUDYLEDGER_STORE_TIMEOUT_SECONDS="1")
+    try:
+        before = stored_count(world)
+        wait_for(lambda: positions.position() == before, what="the relay catching up")
+        relay.send_signal(signal.SIGSTOP)
+        ledger.record_facts(validated(learner_facts(20, prefix="M")), now=NOW, channel="t")
+        end = stored_count(world)
+        lock = sqlite3.connect(sqlite_path(world.settings.database_url), isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # another writer holds the file
+        relay.send_signal(signal.SIGCONT)
+        wait_for(lambda: relay.poll() is not None
+                 or "store unavailable" in relay.log_path.read_text(),
+                 what="the relay meeting the locked store")
+        assert relay.poll() is None, relay.log_path.read_text()  # waiting, not gone
+        lock.execute("ROLLBACK")
+        lock.close()
+        wait_for(lambda: positions.position() == end, what="the relay going on after")
+        assert relay.poll() is None, relay.log_path.read_text()
+    finally:
+        relay.send_signal(signal.SIGCONT)
+        relay.terminate()
+        relay.wait(timeout=30)
+        positions.close()
+        ledger.close()
+    log = relay.log_path.read_text()
+    assert relay.returncode == 0 and "Traceback" not in log, log
+    assert "store back" in log, log
+    published = [json.loads(m.value)["position"]
+                 for m in world.read_all(world.settings.kafka_topic_recorded)]
+    assert set(published) == set(range(1, end + 1))  # nothing skipped
+    # Published again: at most the batches in hand while the store was locked.
+    resent = {p for p in published if published.count(p) > 1}
+    assert resent <= set(range(before + 1, end + 1)), sorted(resent)
