@@ -24,17 +24,24 @@ from domain.errors import StoreUnavailableError
 
 log = logging.getLogger("studyledger.relay")
 
-# While the store is away the relay tries the same batch again after a wait that doubles from
-# the first to the last: soon after a short restart, without hammering a long outage.
+# While the store or the broker is away the relay tries the same batch again after a wait that
+# doubles from the first to the last: soon after a short restart, without hammering a long
+# outage.
 FIRST_RETRY_SECONDS = 0.25
 MAX_RETRY_SECONDS = 5.0
+
+
+class PublishFailedError(RuntimeError):
+    """The broker did not take or acknowledge what was published (down, restarting,
+    unreachable): the batch is published again once it answers."""
 
 
 class Publisher(Protocol):
     def publish(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None: ...
 
     def flush(self) -> None:
-        """Block until everything published is acknowledged; raise if anything was not."""
+        """Block until everything published is acknowledged; raise PublishFailedError if
+        anything was not."""
 
 
 class PositionStore(Protocol):
@@ -87,31 +94,40 @@ class RelayLoop:
 
 
 class RelayRunner:
-    """One step of the long-running relay, and how it meets a store that goes away.
+    """One step of the long-running relay, and how it meets a store or a broker that goes
+    away.
 
-    The store unavailable (down, restarting, locked): wait, then try the same batch again,
-    until it answers. Nothing is skipped, since the position moves only after the broker's
-    acks. A batch published but not confirmed when the store went away is published again:
-    downstream treats the event id as the idempotency key. A process that exited instead
-    would only move the wait to whatever restarts it.
+    Either unavailable (down, restarting, locked): wait, then try the same batch again, until
+    it answers. Nothing is skipped, since the position moves only after the broker's acks. A
+    batch published but not confirmed when either went away is published again: downstream
+    treats the event id as the idempotency key. A process that exited instead would only
+    move the wait to whatever restarts it.
     """
 
     def __init__(self, loop: RelayLoop, stop: threading.Event) -> None:
         self.loop, self.stop = loop, stop
-        self.store_wait = 0.0
+        self.away: str | None = None  # "store" or "broker" while waiting for it
+        self.wait = 0.0
 
     def step(self) -> int | None:
-        """One batch; how many facts it published, or None after waiting for the store."""
+        """One batch; how many facts it published, or None after waiting for the store or
+        the broker."""
         try:
             published = self.loop.run_batch()
         except StoreUnavailableError as exc:
-            if not self.store_wait:
-                log.warning("store unavailable; the relay waits for it: %s", exc)
-            self.store_wait = min(max(self.store_wait * 2, FIRST_RETRY_SECONDS),
-                                  MAX_RETRY_SECONDS)
-            self.stop.wait(self.store_wait)
+            self._wait_for("store", exc)
             return None
-        if self.store_wait:
-            log.warning("store back; the relay goes on")
-            self.store_wait = 0.0
+        except PublishFailedError as exc:
+            self._wait_for("broker", exc)
+            return None
+        if self.away is not None:
+            log.warning("%s back; the relay goes on", self.away)
+            self.away, self.wait = None, 0.0
         return published
+
+    def _wait_for(self, what: str, exc: Exception) -> None:
+        if self.away != what:
+            log.warning("%s unavailable; the relay waits for it: %s", what, exc)
+            self.away, self.wait = what, 0.0
+        self.wait = min(max(self.wait * 2, FIRST_RETRY_SECONDS), MAX_RETRY_SECONDS)
+        self.stop.wait(self.wait)

@@ -6,8 +6,10 @@ Apache Kafka and against the Tansu broker the tests start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -16,6 +18,7 @@ from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
 from consumers.ingest_loop import DeadLetter, InboundMessage
+from consumers.relay import PublishFailedError
 from infra.settings import Settings
 
 log = logging.getLogger("studyledger.kafka")
@@ -121,10 +124,10 @@ class KafkaMessageSource:
 class _AckedProducer:
     """Sends and remembers the futures, so flush can say whether every send was acked."""
 
-    def __init__(self, settings: Settings, client_id: str) -> None:
+    def __init__(self, settings: Settings, client_id: str, **options: Any) -> None:
         self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers(settings),
                                       client_id=client_id, acks="all", retries=5,
-                                      linger_ms=5)
+                                      linger_ms=5, **options)
         self._pending: list[Any] = []
 
     def _send(self, topic: str, key: bytes | None, value: bytes,
@@ -160,12 +163,43 @@ class KafkaDeadLetterSink(_AckedProducer):
 
 
 class KafkaPublisher(_AckedProducer):
+    """The relay's producer. A failure to publish is PublishFailedError, after which the next
+    batch goes through a new producer: an idempotent producer's id dies with a broker that
+    restarts without its state (UnknownProducerIdError), and the old one cannot recover."""
+
     def __init__(self, settings: Settings, client_id: str) -> None:
-        super().__init__(settings, client_id)
+        self.settings, self.client_id = settings, client_id
+        self._open()
         self.topic = settings.kafka_topic_recorded
+        self._broken = False
+
+    def _open(self) -> None:
+        # Bounded waits: for the topic's metadata in send(), for the acks in flush().
+        timeout_ms = int(self.settings.kafka_publish_timeout_seconds * 1000)
+        super().__init__(self.settings, self.client_id, max_block_ms=timeout_ms,
+                         delivery_timeout_ms=timeout_ms,
+                         request_timeout_ms=min(30_000, timeout_ms - 10))
 
     def publish(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        self._send(self.topic, key, value, headers)
+        with self._failures():
+            if self._broken:
+                self._open()
+                self._broken = False
+            self._send(self.topic, key, value, headers)
+
+    def flush(self) -> None:
+        with self._failures():
+            super().flush()
+
+    @contextlib.contextmanager
+    def _failures(self) -> Iterator[None]:
+        try:
+            yield
+        except KafkaError as exc:
+            self._pending, self._broken = [], True
+            with contextlib.suppress(Exception):  # it is being given up
+                self.producer.close(timeout=0)
+            raise PublishFailedError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def read_dead_letters(settings: Settings, client_id: str) -> list[InboundMessage]:

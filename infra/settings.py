@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # Worker processes validating the next polled batch while `consume` stores the one in
     # hand (unset: one per core beyond the consumer's; 0: validate in the consumer).
     kafka_validate_workers: int | None = Field(default=None, ge=0, le=64)
+    # How long `relay` gives the broker to take and acknowledge a batch before it counts as
+    # unavailable: the relay then waits and publishes the batch again.
+    kafka_publish_timeout_seconds: float = Field(default=30.0, ge=1, le=600)
     # How often `consume` and `relay` log their rate and lag.
     kafka_report_seconds: float = Field(default=10.0, gt=0)
     # `consume`, `relay` and `project` serve their Prometheus metrics on this port (off when

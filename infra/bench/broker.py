@@ -38,10 +38,11 @@ def tansu_binary() -> Path:
 
 
 @contextmanager
-def tansu_broker() -> Iterator[str]:
-    """A fresh in-memory broker for the block; yields its bootstrap address (host:port)."""
+def tansu_broker(port: int | None = None) -> Iterator[str]:
+    """A fresh in-memory broker for the block; yields its bootstrap address (host:port).
+    On `port` when given: a broker started again where clients knew the last one."""
     binary = tansu_binary()
-    port = free_port()
+    port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     process = subprocess.Popen(
         [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,

@@ -1,5 +1,5 @@
-"""How the long-running relay meets a store that goes away: it waits, with a backoff, and
-tries the same batch again; any other failure is not waited on."""
+"""How the long-running relay meets a store or a broker that goes away: it waits, with a
+backoff, and tries the same batch again; any other failure is not waited on."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import threading
 
 import pytest
 
-from consumers.relay import FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS, RelayRunner
+from consumers.relay import (
+    FIRST_RETRY_SECONDS,
+    MAX_RETRY_SECONDS,
+    PublishFailedError,
+    RelayRunner,
+)
 from domain.errors import StoreUnavailableError
 
 
@@ -69,3 +74,18 @@ def test_a_failure_that_is_not_the_store_is_not_waited_on():
     with pytest.raises(ValueError, match="a bug"):
         RelayRunner(batches, stop).step()  # type: ignore[arg-type]
     assert stop.seconds == []
+
+
+def test_the_relay_waits_out_the_broker_and_says_which_one_it_waits_for(caplog):
+    store, broker = StoreUnavailableError("refused"), PublishFailedError("no acks")
+    batches, stop = Batches(broker, broker, store, 7), Waits()
+    runner = RelayRunner(batches, stop)  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING, logger="studyledger.relay"):
+        steps = [runner.step() for _ in range(4)]
+    assert steps == [None, None, None, 7]
+    # Each outage's wait starts small, whichever of the two went away.
+    assert stop.seconds == [FIRST_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2, FIRST_RETRY_SECONDS]
+    assert [record.getMessage() for record in caplog.records] == [
+        "broker unavailable; the relay waits for it: no acks",
+        "store unavailable; the relay waits for it: refused",
+        "store back; the relay goes on"]

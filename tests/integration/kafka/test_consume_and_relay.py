@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -20,6 +21,7 @@ from consumers.fault_points import (
     RELAY_AFTER_POSITION_STORED,
 )
 from domain.identity import fact_event_id
+from infra.bench.broker import tansu_broker
 from infra.bootstrap import build_ledger
 from infra.store.sql_connection import sqlite_path
 from tests.conftest import sqlite_settings
@@ -332,3 +334,48 @@ def test_a_relay_waits_out_a_locked_store_and_then_publishes_everything(broker, 
     # Published again: at most the batches in hand while the store was locked.
     resent = {p for p in published if published.count(p) > 1}
     assert resent <= set(range(before + 1, end + 1)), sorted(resent)
+
+
+def test_a_relay_waits_out_a_broker_restart_and_publishes_what_came_meanwhile(tmp_path):
+    """The broker stopped under the relay and started again on its port, empty (Tansu keeps
+    its topics in memory). Facts recorded meanwhile reach the new broker; the relay does not
+    exit, and its producer (whose id the new broker does not know) is replaced."""
+    from infra.store.relay_position import RelayPositionStore
+
+    first = contextlib.ExitStack()
+    world = KafkaWorld(sqlite_settings(tmp_path), first.enter_context(tansu_broker()), tmp_path)
+    port = int(world.bootstrap.rsplit(":", 1)[1])
+    assert world.cli("topics", "create", "--partitions", "2").returncode == 0
+    record_orgs(world)
+    ledger = build_ledger(world.settings)
+    ledger.record_facts(validated(learner_facts(5)), now=NOW, channel="t")
+    positions = RelayPositionStore(world.settings, world.settings.kafka_topic_recorded)
+    relay = world.start("relay", "--poll", "0.1", STUDYLEDGER_KAFKA_PUBLISH_TIMEOUT_SECONDS="2")
+    try:
+        before = stored_count(world)
+        wait_for(lambda: positions.position() == before, what="the relay catching up")
+        first.close()  # the broker goes away, and its topics with it
+        ledger.record_facts(validated(learner_facts(5, prefix="M")), now=NOW, channel="t")
+        end = stored_count(world)
+        wait_for(lambda: relay.poll() is not None
+                 or "broker unavailable" in relay.log_path.read_text(),
+                 what="the relay meeting the stopped broker")
+        assert relay.poll() is None, relay.log_path.read_text()  # waiting, not gone
+        assert positions.position() == before  # nothing confirmed that was not acknowledged
+        with tansu_broker(port):
+            assert world.cli("topics", "create", "--partitions", "2").returncode == 0
+            wait_for(lambda: positions.position() == end, what="the relay going on after")
+            assert relay.poll() is None, relay.log_path.read_text()
+            published = [json.loads(m.value)["position"]
+                         for m in world.read_all(world.settings.kafka_topic_recorded)]
+    finally:
+        relay.terminate()
+        relay.wait(timeout=30)
+        positions.close()
+        ledger.close()
+        first.close()
+    log = relay.log_path.read_text()
+    assert relay.returncode == 0 and "Traceback" not in log, log
+    assert "broker back" in log, log
+    # The new broker holds every fact recorded while it was away.
+    assert set(published) == set(range(before + 1, end + 1))
