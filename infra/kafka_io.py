@@ -69,6 +69,9 @@ class KafkaMessageSource:
     def __init__(self, settings: Settings, client_id: str) -> None:
         self.topic = settings.kafka_topic_events
         self.max_records = settings.kafka_max_poll_records
+        # A commit the broker does not answer within this is given up (see commit); it
+        # would otherwise hold the loop for the client's default 30 s.
+        self.commit_timeout_ms = max(settings.kafka_session_timeout_ms, 5000)
         self.consumer = KafkaConsumer(
             self.topic, bootstrap_servers=bootstrap_servers(settings),
             group_id=settings.kafka_group_id, client_id=client_id,
@@ -86,11 +89,19 @@ class KafkaMessageSource:
     def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
         try:
             self.consumer.commit({TopicPartition(topic, partition): OffsetAndMetadata(
-                offset, "", -1) for (topic, partition), offset in next_offsets.items()})
+                offset, "", -1) for (topic, partition), offset in next_offsets.items()},
+                timeout_ms=self.commit_timeout_ms)
         except CommitFailedError as exc:
             # The group rebalanced mid-batch. The batch is stored; its new owner reads it
             # again and idempotency makes every fact a duplicate.
             log.warning("offset commit refused after a rebalance: %s", exc)
+        except KafkaError as exc:
+            # The broker went away after the batch was stored and its dead letters acked.
+            # Nothing is lost: the next commit covers these offsets too, or, if the consumer
+            # stops first, the batch is read again and its facts count as duplicates.
+            log.warning("offset commit failed, the broker did not answer (%s: %s); the "
+                        "batch is stored and a later commit covers it", type(exc).__name__,
+                        exc)
 
     def assignment(self) -> list[int]:
         return sorted(tp.partition for tp in self.consumer.assignment())

@@ -1,0 +1,85 @@
+"""The Kafka adapters against a broker that goes away under them (Tansu, stopped): an
+offset commit after a stored batch must not take the consumer down."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from infra.bench.broker import tansu_broker
+from infra.kafka_io import KafkaMessageSource
+from infra.settings import Settings
+from tests.integration.kafka.conftest import KafkaWorld
+
+
+def test_an_offset_commit_the_broker_does_not_answer_is_logged_not_raised(tmp_path, caplog):
+    broker = contextlib.ExitStack()
+    bootstrap = broker.enter_context(tansu_broker())
+    try:
+        settings = Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}",
+                            kafka_bootstrap=bootstrap, kafka_session_timeout_ms=2000,
+                            kafka_heartbeat_interval_ms=500)
+        world = KafkaWorld(settings, bootstrap, tmp_path)
+        assert world.cli("topics", "create", "--partitions", "2").returncode == 0
+        world.produce([(None, b"one"), (None, b"two")])
+        source = KafkaMessageSource(settings, "outage-test")
+        messages = []
+        deadline = time.monotonic() + 30
+        while len(messages) < 2:  # joins the group, then fetches
+            assert time.monotonic() < deadline, "the consumer got no messages"
+            messages += source.poll()
+        broker.close()  # the broker goes away after the batch was handled
+
+        with caplog.at_level(logging.WARNING, logger="studyledger.kafka"):
+            source.commit({(m.topic, m.partition): m.offset + 1 for m in messages})
+        assert any("offset commit failed, the broker did not answer" in r.getMessage()
+                   for r in caplog.records), [r.getMessage() for r in caplog.records]
+        source.close()
+    finally:
+        broker.close()
+
+
+def test_consume_rides_out_a_broker_restart_and_stores_what_comes_after(tmp_path):
+    """`consume` as a process; the broker stopped under it and started again on its port,
+    empty (Tansu keeps topics and offsets in memory). The process stays up and stores the
+    facts produced to the new broker."""
+    from tests.integration.kafka.test_consume_and_relay import (
+        assert_each_learner_holds,
+        fact_message,
+        learner_facts,
+        record_orgs,
+        stored_count,
+        wait_for,
+    )
+
+    broker = contextlib.ExitStack()
+    bootstrap = broker.enter_context(tansu_broker())
+    port = int(bootstrap.rsplit(":", 1)[1])
+    world = KafkaWorld(Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}"),
+                       bootstrap, tmp_path)
+    consume = None
+    try:
+        assert world.cli("topics", "create", "--partitions", "2").returncode == 0
+        orgs = record_orgs(world)
+        before, after = learner_facts(10), learner_facts(10, prefix="M")
+        world.produce([fact_message(f) for f in before])
+        consume = world.start("consume")
+        wait_for(lambda: stored_count(world) == orgs + len(before), what="the first facts")
+        broker.close()  # the broker goes away, with its topics and the group's offsets
+        time.sleep(1)  # a poll or two against no broker (not needed for what is checked)
+        with tansu_broker(port):
+            assert world.cli("topics", "create", "--partitions", "2").returncode == 0
+            world.produce([fact_message(f) for f in after])
+            wait_for(lambda: consume.poll() is not None
+                     or stored_count(world) == orgs + len(before) + len(after),
+                     what="the facts sent after the restart")
+            assert consume.poll() is None, consume.log_path.read_text()  # still up
+            consume.terminate()
+            assert consume.wait(timeout=30) == 0, consume.log_path.read_text()
+    finally:
+        if consume is not None and consume.poll() is None:
+            consume.kill()
+        broker.close()
+    assert "Traceback" not in consume.log_path.read_text()
+    assert_each_learner_holds(world, before + after)
