@@ -136,9 +136,10 @@ class _AckedProducer:
     """Sends and remembers the futures, so flush can say whether every send was acked."""
 
     def __init__(self, settings: Settings, client_id: str, **options: Any) -> None:
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap_servers(settings),
-                                      client_id=client_id, acks="all", retries=5,
-                                      linger_ms=5, **options)
+        self._options = {"bootstrap_servers": bootstrap_servers(settings),
+                         "client_id": client_id, "acks": "all", "retries": 5,
+                         "linger_ms": 5} | options
+        self.producer = KafkaProducer(**self._options)
         self._pending: list[Any] = []
 
     def _send(self, topic: str, key: bytes | None, value: bytes,
@@ -179,22 +180,18 @@ class KafkaPublisher(_AckedProducer):
     restarts without its state (UnknownProducerIdError), and the old one cannot recover."""
 
     def __init__(self, settings: Settings, client_id: str) -> None:
-        self.settings, self.client_id = settings, client_id
-        self._open()
-        self.topic = settings.kafka_topic_recorded
-        self._broken = False
-
-    def _open(self) -> None:
         # Bounded waits: for the topic's metadata in send(), for the acks in flush().
-        timeout_ms = int(self.settings.kafka_publish_timeout_seconds * 1000)
-        super().__init__(self.settings, self.client_id, max_block_ms=timeout_ms,
+        timeout_ms = int(settings.kafka_publish_timeout_seconds * 1000)
+        super().__init__(settings, client_id, max_block_ms=timeout_ms,
                          delivery_timeout_ms=timeout_ms,
                          request_timeout_ms=min(30_000, timeout_ms - 10))
+        self.topic = settings.kafka_topic_recorded
+        self._broken = False
 
     def publish(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         with self._failures():
             if self._broken:
-                self._open()
+                self.producer = KafkaProducer(**self._options)
                 self._broken = False
             self._send(self.topic, key, value, headers)
 

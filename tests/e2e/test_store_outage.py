@@ -251,6 +251,7 @@ def test_the_relay_rides_out_a_postgres_restart(cluster: Cluster, tmp_path: Path
     started again. It waits, then publishes every fact, the ones recorded after too."""
     from infra.bench.broker import tansu_broker
     from infra.store.relay_position import RelayPositionStore
+    from tests.integration.kafka.conftest import read_topic
 
     settings = Settings(database_url=cluster.url, store_timeout_seconds=STORE_TIMEOUT)
     ledger = build_ledger(settings)
@@ -300,7 +301,7 @@ def test_the_relay_rides_out_a_postgres_restart(cluster: Cluster, tmp_path: Path
                 relay.kill()
             print(f"--- relay log ---\n{log_path.read_text()[-6000:]}")
         published = [json.loads(message.value)["position"]
-                     for message in _read_topic(bootstrap, topic)]
+                     for message in read_topic(bootstrap, topic)]
     log_text = log_path.read_text()
     assert relay.returncode == 0 and "Traceback" not in log_text, log_text
     assert "store back" in log_text, log_text
@@ -315,10 +316,3 @@ def envelope_fact(n: int):  # noqa: ANN201
         "course_id": f"R{n}", "course_hours": "1", "required": True, "minutes": 50,
         "progress": "1"}, learner_id="L1", source="cela", external_id=f"after-{n}",
         at="2024-05-01T10:00:00+08:00")
-
-
-def _read_topic(bootstrap: str, topic: str) -> list:
-    """Every message of a topic, from the start (as tests/integration/kafka's read_all)."""
-    from tests.integration.kafka.conftest import KafkaWorld
-
-    return KafkaWorld(Settings(), bootstrap, Path(tempfile.gettempdir())).read_all(topic)

@@ -79,28 +79,32 @@ class KafkaWorld:
         return placed
 
     def read_all(self, topic: str) -> list:
-        """Every message of a topic, from the start, without a group.
+        return read_topic(self.bootstrap, topic)
 
-        The end of each partition is the high watermark of the fetch responses: Tansu's
-        ListOffsets (`end_offsets`) can answer short of the log end, inside the last record
-        batch, and reading up to it would miss that batch's tail."""
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        messages = []
-        deadline = time.monotonic() + 30
 
-        def at_end(tp: TopicPartition) -> bool:
-            end = consumer.highwater(tp)  # None until a fetch for the partition answered
-            return end is not None and consumer.position(tp) >= end
+def read_topic(bootstrap: str, topic: str) -> list:
+    """Every message of a topic, from the start, without a group.
 
-        while not all(at_end(tp) for tp in partitions):
-            assert time.monotonic() < deadline, "could not read the topic to its end"
-            for batch in consumer.poll(timeout_ms=500).values():
-                messages.extend(batch)
-        consumer.close()
-        return messages
+    The end of each partition is the high watermark of the fetch responses: Tansu's
+    ListOffsets (`end_offsets`) can answer short of the log end, inside the last record
+    batch, and reading up to it would miss that batch's tail."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    messages = []
+    deadline = time.monotonic() + 30
+
+    def at_end(tp: TopicPartition) -> bool:
+        end = consumer.highwater(tp)  # None until a fetch for the partition answered
+        return end is not None and consumer.position(tp) >= end
+
+    while not all(at_end(tp) for tp in partitions):
+        assert time.monotonic() < deadline, "could not read the topic to its end"
+        for batch in consumer.poll(timeout_ms=500).values():
+            messages.extend(batch)
+    consumer.close()
+    return messages
 
 
 def fact_message(fact: dict) -> tuple[str | None, bytes]:
