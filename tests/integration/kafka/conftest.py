@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -105,6 +106,13 @@ def read_topic(bootstrap: str, topic: str) -> list:
             messages.extend(batch)
     consumer.close()
     return messages
+
+
+def our_tracebacks(log: str) -> list[str]:
+    """The frames of this project's code in the tracebacks a process logged. kafka-python
+    logs a traceback of its own when a broker resets a connection: that is the library's
+    account of an outage, not a failure of ours."""
+    return re.findall(r'File "[^"]*/(?:domain|projections|api|consumers|infra)/[^"]*"', log)
 
 
 def fact_message(fact: dict) -> tuple[str | None, bytes]:
