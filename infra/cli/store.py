@@ -118,16 +118,22 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     from infra.bootstrap import build_projector, stop_on_signals
     from infra.ops.metrics_wiring import serve_store_metrics
     from infra.serve import keep_views_current
+    from infra.store.startup import wait_for_store
 
-    projector = build_projector(settings, open_ledger(settings))
     if args.once:
+        projector = build_projector(settings, open_ledger(settings))
         applied = projector.run_once()
         print(f"projected {applied} facts; views at position {projector.views.position()}")
         return EXIT_OK
     stop = stop_on_signals()
-    serve_store_metrics(settings, views=True)
     # The runner says when it stands by, takes over, waits for the store or stalls.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    started = wait_for_store(lambda: build_projector(settings, open_ledger(settings)),
+                             stop=stop, log=logging.getLogger("studyledger.project"))
+    if started is None:
+        return EXIT_OK  # stopped while waiting for the store
+    projector = started
+    serve_store_metrics(settings, views=True)
     print(f"projecting {display_url(settings.database_url)} (lag {projector.lag()}); "
           "Ctrl-C to stop", flush=True)
     keep_views_current(projector, stop, args.poll,

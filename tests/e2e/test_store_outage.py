@@ -316,3 +316,82 @@ def envelope_fact(n: int):  # noqa: ANN201
         "course_id": f"R{n}", "course_hours": "1", "required": True, "minutes": 50,
         "progress": "1"}, learner_id="L1", source="cela", external_id=f"after-{n}",
         at="2024-05-01T10:00:00+08:00")
+
+
+def test_daemons_started_before_the_database_wait_for_it(cluster: Cluster, tmp_path: Path):
+    """`project`, `relay` and `consume` started while the database is down say they wait,
+    stay up, and start once it answers: the relay publishes and the views catch up."""
+    from infra.bench.broker import tansu_broker
+    from infra.store.relay_position import RelayPositionStore
+
+    cluster.stop()
+    with tansu_broker() as bootstrap:
+        env = os.environ | {"STUDYLEDGER_DATABASE_URL": cluster.url,
+                            "STUDYLEDGER_STORE_TIMEOUT_SECONDS": str(STORE_TIMEOUT),
+                            "STUDYLEDGER_KAFKA_BOOTSTRAP": bootstrap,
+                            "STUDYLEDGER_KAFKA_SESSION_TIMEOUT_MS": "2000",
+                            "STUDYLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
+        made = subprocess.run([sys.executable, "-m", "infra.cli", "topics", "create",
+                               "--partitions", "2"], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert made.returncode == 0, made.stderr
+        commands = {"project": ["project", "--poll", "0.1"], "relay": ["relay", "--poll", "0.1"],
+                    "consume": ["consume"]}
+        logs = {name: tmp_path / f"{name}.log" for name in commands}
+        processes = {}
+        for name, argv in commands.items():
+            with logs[name].open("w") as log:
+                processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "infra.cli", *argv], env=env, cwd=tmp_path,
+                    stdout=log, stderr=subprocess.STDOUT)
+        try:
+            for name, process in processes.items():
+                wait_for(lambda p=process, n=name: p.poll() is not None
+                         or "waiting for it" in logs[n].read_text(), 30,
+                         f"{name} saying it waits")
+                assert process.poll() is None, logs[name].read_text()  # waiting, not gone
+            cluster.start()
+            settings = Settings(database_url=cluster.url, store_timeout_seconds=STORE_TIMEOUT)
+            ledger = build_ledger(settings)
+            ledger.record_facts(district_facts(), now=NOW, channel="test")
+            end = ledger.recorder.max_notification_id()
+            ledger.close()
+            wait_for(lambda: f"position {end}" in logs["project"].read_text(), 60,
+                     lambda: f"the views catching up: {logs['project'].read_text()[-2000:]}")
+            positions = RelayPositionStore(settings, settings.kafka_topic_recorded)
+            wait_for(lambda: positions.position() == end, 60, "the relay publishing")
+            positions.close()
+            wait_for(lambda: "partitions assigned" in logs["consume"].read_text(), 60,
+                     "consume joining its group")
+            for name, process in processes.items():
+                assert process.poll() is None, logs[name].read_text()
+        finally:
+            for process in processes.values():
+                process.terminate()
+            for process in processes.values():
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            for name, path in logs.items():
+                print(f"--- {name} log ---\n{path.read_text()[-4000:]}")
+    for name, process in processes.items():
+        text = logs[name].read_text()
+        assert process.returncode == 0 and "Traceback" not in text, text
+        assert "answers after" in text, text
+
+
+def test_a_database_that_refuses_the_process_ends_it_at_once(postgres_url: str,
+                                                             tmp_path: Path):
+    """No waiting for what will not come by itself: a database that does not exist."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(postgres_url)._replace(path="/studyledger_no_such_database").geturl()
+    env = os.environ | {"STUDYLEDGER_DATABASE_URL": url}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "infra.cli", "project"], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "does not exist" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "waiting for it" not in done.stdout + done.stderr
+    assert time.monotonic() - started < 30

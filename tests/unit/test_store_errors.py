@@ -54,3 +54,75 @@ def test_store_unavailable_is_not_an_error_the_library_retries():
     # The library's recorders retry OperationalError ten times per call: a store that is
     # down would hold every request for tens of seconds.
     assert not issubclass(StoreUnavailableError, OperationalError)
+
+
+# -- a process started before its database answers ----------------------------------------
+
+def _opening_failure(cause: Exception) -> Exception:
+    """As `open_ledger` raises it: a one-line CommandError over StoreSetupError over the
+    driver's error."""
+    from infra.cli.common import CommandError
+    from infra.store.sql_connection import StoreSetupError
+
+    try:
+        try:
+            raise StoreSetupError(f"cannot connect to postgresql://db/x: {cause}") from cause
+        except StoreSetupError as setup:
+            raise CommandError(str(setup)) from setup
+    except CommandError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("cause", [
+    psycopg.OperationalError("connection failed: Connection refused"),
+    psycopg.OperationalError("connection failed: FATAL: the database system is starting up"),
+    psycopg.OperationalError("connection timeout expired"),
+])
+def test_a_database_not_answering_yet_is_waited_for(cause):
+    from infra.store.startup import waits_out
+
+    assert waits_out(_opening_failure(cause))
+
+
+@pytest.mark.parametrize("cause", [
+    psycopg.OperationalError('connection failed: FATAL: password authentication failed for '
+                             'user "ledger"'),
+    psycopg.OperationalError('connection failed: FATAL: database "ledgr" does not exist'),
+    psycopg.OperationalError('connection failed: FATAL: no pg_hba.conf entry for host'),
+    psycopg.errors.InsufficientPrivilege("permission denied for schema ledger"),
+])
+def test_a_database_that_refuses_the_process_ends_it_at_once(cause):
+    from infra.store.startup import waits_out
+
+    assert not waits_out(_opening_failure(cause))
+
+
+def test_waiting_for_the_store_logs_once_and_stops_on_request(caplog):
+    import logging
+    import threading
+
+    from infra.store.startup import wait_for_store
+
+    calls = []
+
+    def build() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise _opening_failure(psycopg.OperationalError("Connection refused"))
+        return "built"
+
+    log = logging.getLogger("test.startup")
+    with caplog.at_level(logging.INFO, logger="test.startup"):
+        assert wait_for_store(build, stop=threading.Event(), log=log) == "built"
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(calls) == 3
+    assert sum("waiting for it" in m for m in messages) == 1, messages
+    assert any("answers after" in m for m in messages), messages
+
+    stopped = threading.Event()
+    stopped.set()
+
+    def never() -> str:
+        raise _opening_failure(psycopg.OperationalError("Connection refused"))
+
+    assert wait_for_store(never, stop=stopped, log=log) is None
