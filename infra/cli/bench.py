@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 
+from infra.cli.common import CommandError
 from infra.settings import Settings
 
 
@@ -31,9 +32,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.bench import BenchSetupError
+
     bench = {"ingest": _bench_ingest, "kafka": _bench_kafka, "api": _bench_api,
              "views": _bench_views, "lag": _bench_lag}[args.what]
-    return bench(args, args.postgres_url or settings.test_database_url)
+    try:
+        return bench(args, args.postgres_url or settings.test_database_url)
+    except BenchSetupError as exc:
+        raise CommandError(str(exc)) from exc
 
 
 def _bench_ingest(args: argparse.Namespace, postgres_url: str) -> int:

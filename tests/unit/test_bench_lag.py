@@ -45,3 +45,24 @@ def test_a_process_cpu_is_read_from_proc_and_grows_with_work():
 
 def test_a_process_that_is_gone_has_no_cpu_to_read():
     assert process_cpu_seconds(2**22 + 12345) is None  # above any kernel's pid limit
+
+
+def test_a_runner_that_dies_at_start_is_an_error_with_what_it_said(tmp_path):
+    import subprocess
+    import sys
+    import tempfile
+
+    from infra.bench import BenchSetupError
+    from infra.bench.lag import _wait_for_runner, _Watcher
+    from infra.settings import Settings
+
+    watcher = _Watcher(Settings(database_url=f"sqlite:///{tmp_path}/views.db"))  # not started
+    with tempfile.TemporaryFile() as log:
+        runner = subprocess.Popen(
+            [sys.executable, "-c", "print('error: cannot open the store'); raise SystemExit(2)"],
+            stdout=log, stderr=subprocess.STDOUT)
+        runner.wait(30)
+        with pytest.raises(BenchSetupError) as raised:
+            _wait_for_runner(runner, watcher, log)
+    assert "exited with 2" in str(raised.value)
+    assert "cannot open the store" in str(raised.value)
