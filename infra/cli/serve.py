@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -93,14 +94,20 @@ def print_run_banner(settings: Settings, total: int | None, demo_key: str | None
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.bootstrap import stop_on_signals
     from infra.serve import serve
+    from infra.store.startup import wait_for_store
 
     overrides = {k: v for k, v in (("api_host", args.host), ("api_port", args.port),
                                    ("api_workers", args.workers)) if v is not None}
     for key, value in overrides.items():  # the workers read their settings from the env
         os.environ[f"STUDYLEDGER_{key.upper()}"] = str(value)
     settings = settings.model_copy(update=overrides)
-    open_ledger(settings)  # fail here, in one line, if the store cannot be opened
+    # Fail here, in one line, if the store refuses us; wait if it does not answer yet.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if wait_for_store(lambda: open_ledger(settings), stop=stop_on_signals(),
+                      log=logging.getLogger("studyledger.serve")) is None:
+        return EXIT_OK  # stopped while waiting for the store
     print(f"StudyLedger API at http://{settings.api_host}:{settings.api_port} "
           f"({settings.api_workers} worker(s), store {display_url(settings.database_url)})",
           flush=True)

@@ -319,8 +319,9 @@ def envelope_fact(n: int):  # noqa: ANN201
 
 
 def test_daemons_started_before_the_database_wait_for_it(cluster: Cluster, tmp_path: Path):
-    """`project`, `relay` and `consume` started while the database is down say they wait,
-    stay up, and start once it answers: the relay publishes and the views catch up."""
+    """`serve`, `project`, `relay` and `consume` started while the database is down say
+    they wait, stay up, and start once it answers: the API answers, the relay publishes and
+    the views catch up."""
     from infra.bench.broker import tansu_broker
     from infra.store.relay_position import RelayPositionStore
 
@@ -335,8 +336,10 @@ def test_daemons_started_before_the_database_wait_for_it(cluster: Cluster, tmp_p
                                "--partitions", "2"], env=env, capture_output=True, text=True,
                               timeout=60)
         assert made.returncode == 0, made.stderr
+        port = _free_port()
         commands = {"project": ["project", "--poll", "0.1"], "relay": ["relay", "--poll", "0.1"],
-                    "consume": ["consume"]}
+                    "consume": ["consume"],
+                    "serve": ["serve", "--no-project", "--port", str(port)]}
         logs = {name: tmp_path / f"{name}.log" for name in commands}
         processes = {}
         for name, argv in commands.items():
@@ -363,6 +366,8 @@ def test_daemons_started_before_the_database_wait_for_it(cluster: Cluster, tmp_p
             positions.close()
             wait_for(lambda: "partitions assigned" in logs["consume"].read_text(), 60,
                      "consume joining its group")
+            wait_for(lambda: _health(f"http://127.0.0.1:{port}").get("store")
+                     not in (None, "down"), 60, "serve answering")
             for name, process in processes.items():
                 assert process.poll() is None, logs[name].read_text()
         finally:
