@@ -9,7 +9,8 @@ read again, and idempotency turns its facts into duplicates):
    a fact whose prerequisite is not recorded yet (its org or learner on another partition,
    a review before its submission) is parked in the store in that same transaction;
 3. send every invalid or rejected message to the dead-letter topic, and with them every
-   parked fact that waited past the park timeout, and wait for the acks;
+   parked fact that waited past the park timeout, and wait for the acks; while the broker
+   does not take them, wait and send them again, the batch in hand;
 4. only then commit the offsets past the batch.
 A poison message never blocks its partition: it is dead-lettered and committed past.
 """
@@ -34,6 +35,7 @@ from consumers.fault_points import (
     FaultPoint,
     no_faults,
 )
+from consumers.relay import PublishFailedError
 from domain.application import RecordResult, StudyLedger
 from domain.facts import (
     IncomingFact,
@@ -79,7 +81,12 @@ class DeadLetterSink(Protocol):
     def send(self, letter: DeadLetter) -> None: ...
 
     def flush(self) -> None:
-        """Block until every letter sent is acknowledged; raise if any was not."""
+        """Block until every letter sent is acknowledged; PublishFailedError if any was
+        not (and from send, if the broker cannot be reached)."""
+
+
+class StoppedWaitingError(RuntimeError):
+    """Told to stop while waiting for the broker; the batch's offsets were left uncommitted."""
 
 
 class StoreUnavailableError(RuntimeError):
@@ -215,14 +222,10 @@ class IngestLoop:
                 else:
                     self.stats.duplicate += 1
         self.fault_point(CONSUME_AFTER_STORE_COMMIT)
-        for letter in letters:
-            self.dead_letters.send(letter)
         given_up = self._store(self._parked_given_up)
-        for _, letter in given_up:
-            self.dead_letters.send(letter)
-        self.dead_letters.flush()
-        self._store(lambda: self.ledger.mark_dead_letters_published([i for i, _ in given_up]))
         letters += [letter for _, letter in given_up]
+        self._publish_letters(letters)
+        self._store(lambda: self.ledger.mark_dead_letters_published([i for i, _ in given_up]))
         self.fault_point(CONSUME_AFTER_DEAD_LETTERS_FLUSHED)
         self.source.commit(_next_offsets(messages))
         self.fault_point(CONSUME_AFTER_OFFSET_COMMIT)
@@ -247,13 +250,38 @@ class IngestLoop:
         except PersistenceError as exc:
             log.warning("store error while idle (tried again in a second): %s", exc)
             return
-        for _, letter in given_up:
-            self.dead_letters.send(letter)
         if given_up:
-            self.dead_letters.flush()
+            self._publish_letters([letter for _, letter in given_up])
             self._store(lambda: self.ledger.mark_dead_letters_published(
                 [i for i, _ in given_up]))
             self.stats.dead_lettered += len(given_up)
+
+    def _publish_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Send dead letters and wait for the broker's acks. While the broker does not take
+        them, wait (backoff as for the store) and send them all again: the batch's offsets
+        stay uncommitted meanwhile, so nothing is lost, and a letter sent twice is a
+        duplicate on the dead-letter topic, as after a restart."""
+        delay, waiting = self.backoff_seconds, False
+        while letters:
+            try:
+                for letter in letters:
+                    self.dead_letters.send(letter)
+                self.dead_letters.flush()
+            except PublishFailedError as exc:
+                if self.stopping():
+                    raise StoppedWaitingError(
+                        "stopped while waiting for the broker to take dead letters; the "
+                        "offsets are not committed, so the batch will be read again") from exc
+                if not waiting:
+                    log.warning("the broker does not take dead letters; consume waits for "
+                                "it, the batch in hand: %s", exc)
+                    waiting = True
+                self.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_seconds)
+                continue
+            if waiting:
+                log.warning("the broker takes dead letters again; consume goes on")
+            return
 
     def _record(self, facts: Sequence[IncomingFact], origins: Sequence[str]
                 ) -> list[RecordResult]:

@@ -133,24 +133,51 @@ class KafkaMessageSource:
 
 
 class _AckedProducer:
-    """Sends and remembers the futures, so flush can say whether every send was acked."""
+    """Sends and remembers the futures, so flush can say whether every send was acked.
 
-    def __init__(self, settings: Settings, client_id: str, **options: Any) -> None:
+    A failure to send, or to be acknowledged, is PublishFailedError, after which the next
+    send goes through a new producer: an idempotent producer's id dies with a broker that
+    restarts without its state (UnknownProducerIdError), and the old one cannot recover.
+    The waits (for a topic's metadata in send, for the acks in flush) are bounded by
+    STUDYLEDGER_KAFKA_PUBLISH_TIMEOUT_SECONDS."""
+
+    def __init__(self, settings: Settings, client_id: str) -> None:
+        timeout_ms = int(settings.kafka_publish_timeout_seconds * 1000)
+        self._timeout = settings.kafka_publish_timeout_seconds
         self._options = {"bootstrap_servers": bootstrap_servers(settings),
                          "client_id": client_id, "acks": "all", "retries": 5,
-                         "linger_ms": 5} | options
+                         "linger_ms": 5, "max_block_ms": timeout_ms,
+                         "delivery_timeout_ms": timeout_ms,
+                         "request_timeout_ms": min(30_000, timeout_ms - 10)}
         self.producer = KafkaProducer(**self._options)
         self._pending: list[Any] = []
+        self._broken = False
 
     def _send(self, topic: str, key: bytes | None, value: bytes,
               headers: list[tuple[str, bytes]]) -> None:
-        self._pending.append(self.producer.send(topic, key=key, value=value, headers=headers))
+        with self._failures():
+            if self._broken:
+                self.producer = KafkaProducer(**self._options)
+                self._broken = False
+            self._pending.append(self.producer.send(topic, key=key, value=value,
+                                                    headers=headers))
 
     def flush(self) -> None:
-        self.producer.flush()
-        pending, self._pending = self._pending, []
-        for future in pending:
-            future.get(timeout=30)  # raises the send's error, if it failed
+        with self._failures():
+            self.producer.flush()
+            pending, self._pending = self._pending, []
+            for future in pending:
+                future.get(timeout=self._timeout)  # raises the send's error, if it failed
+
+    @contextlib.contextmanager
+    def _failures(self) -> Iterator[None]:
+        try:
+            yield
+        except KafkaError as exc:
+            self._pending, self._broken = [], True
+            with contextlib.suppress(Exception):  # it is being given up
+                self.producer.close(timeout=0)
+            raise PublishFailedError(f"{type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
         self.producer.close()
@@ -175,39 +202,14 @@ class KafkaDeadLetterSink(_AckedProducer):
 
 
 class KafkaPublisher(_AckedProducer):
-    """The relay's producer. A failure to publish is PublishFailedError, after which the next
-    batch goes through a new producer: an idempotent producer's id dies with a broker that
-    restarts without its state (UnknownProducerIdError), and the old one cannot recover."""
+    """The relay's producer (see _AckedProducer for what a failure does)."""
 
     def __init__(self, settings: Settings, client_id: str) -> None:
-        # Bounded waits: for the topic's metadata in send(), for the acks in flush().
-        timeout_ms = int(settings.kafka_publish_timeout_seconds * 1000)
-        super().__init__(settings, client_id, max_block_ms=timeout_ms,
-                         delivery_timeout_ms=timeout_ms,
-                         request_timeout_ms=min(30_000, timeout_ms - 10))
+        super().__init__(settings, client_id)
         self.topic = settings.kafka_topic_recorded
-        self._broken = False
 
     def publish(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        with self._failures():
-            if self._broken:
-                self.producer = KafkaProducer(**self._options)
-                self._broken = False
-            self._send(self.topic, key, value, headers)
-
-    def flush(self) -> None:
-        with self._failures():
-            super().flush()
-
-    @contextlib.contextmanager
-    def _failures(self) -> Iterator[None]:
-        try:
-            yield
-        except KafkaError as exc:
-            self._pending, self._broken = [], True
-            with contextlib.suppress(Exception):  # it is being given up
-                self.producer.close(timeout=0)
-            raise PublishFailedError(f"{type(exc).__name__}: {exc}") from exc
+        self._send(self.topic, key, value, headers)
 
 
 def read_dead_letters(settings: Settings, client_id: str) -> list[InboundMessage]:

@@ -60,7 +60,7 @@ def kafka_errors(settings: Settings) -> Iterator[None]:
 
 def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
     """Kafka -> event store, offsets committed only after the store (see consumers/)."""
-    from consumers.ingest_loop import StoreUnavailableError
+    from consumers.ingest_loop import StoppedWaitingError, StoreUnavailableError
     from consumers.running import run_until_stopped
     from infra.bootstrap import build_ingest, stop_on_signals
     from infra.ops.metrics_wiring import serve_store_metrics
@@ -85,6 +85,9 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
         except StoreUnavailableError as exc:
             log.error("giving up: %s", exc)
             return EXIT_STORE_DOWN
+        except StoppedWaitingError as exc:
+            log.info("%s", exc)
+            return EXIT_OK
         finally:
             ingest.close()
         if ended == "idle":

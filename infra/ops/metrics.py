@@ -40,7 +40,8 @@ HTTP_SECONDS = Histogram("studyledger_http_request_duration_seconds", "HTTP requ
                          ["method", "route", "status"], buckets=SECONDS)
 FACTS = Counter("studyledger_facts", "Facts received, per channel (http, kafka, cli) and "
                 "outcome (stored, duplicate, rejected, parked)", ["channel", "status"])
-DEAD_LETTERS = Counter("studyledger_dead_letters_sent", "Messages sent to the dead-letter topic")
+DEAD_LETTERS = Counter("studyledger_dead_letters_sent",
+                       "Messages sent to the dead-letter topic (acknowledged by the broker)")
 WRITER_LOCK_WAIT = Histogram("studyledger_writer_lock_wait_seconds", "Time a batch writer "
                              "waited for the one-writer lock", buckets=SECONDS)
 CONSUMER_LAG = Gauge("studyledger_consumer_lag_messages", "Messages behind the partition's end, "
@@ -137,17 +138,21 @@ class PrometheusTelemetry:
 
 
 class CountingDeadLetters:
-    """A dead-letter sink that counts what it sends."""
+    """A dead-letter sink that counts what the broker acknowledged (a batch the broker did
+    not take is sent again, and counted once)."""
 
     def __init__(self, sink: Any) -> None:
         self.sink = sink
+        self._unacknowledged = 0
 
     def send(self, letter: Any) -> None:
         self.sink.send(letter)
-        DEAD_LETTERS.inc()
+        self._unacknowledged += 1
 
     def flush(self) -> None:
+        sent, self._unacknowledged = self._unacknowledged, 0
         self.sink.flush()
+        DEAD_LETTERS.inc(sent)
 
     def close(self) -> None:
         self.sink.close()

@@ -4,6 +4,7 @@ store (the real broker and stores are exercised in tests/integration/kafka)."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 
 import pytest
@@ -12,9 +13,11 @@ from eventsourcing.persistence import OperationalError
 from consumers.ingest_loop import (
     InboundMessage,
     IngestLoop,
+    StoppedWaitingError,
     StoreUnavailableError,
     validate_message,
 )
+from consumers.relay import PublishFailedError
 from domain.application import RecordResult
 from tests.factories import REGISTRATION, envelope
 
@@ -198,6 +201,45 @@ def test_with_validation_beside_the_next_batch_is_handed_over_before_this_one_is
     assert source.commits == [{("events", 0): 8, ("events", 1): 4}]
     journal.steps.clear()
     assert loop.run_batch() == 1
-    assert journal.steps == ["polled (wait=False)", "results [8]", "stored 1",
-                             "dead-lettered 1", "committed"]  # the letter sent before
+    # No dead letter in this batch: nothing to wait for from the broker.
+    assert journal.steps == ["polled (wait=False)", "results [8]", "stored 1", "committed"]
     assert source.commits[-1] == {("events", 0): 9}
+
+
+class BrokerAwayLetters(Letters):
+    """A dead-letter sink whose broker does not acknowledge the first `failures` flushes."""
+
+    def __init__(self, journal: Journal, failures: int) -> None:
+        super().__init__(journal)
+        self.failures = failures
+
+    def flush(self):
+        if self.failures:
+            self.failures -= 1
+            self.journal.steps.append("dead letters not acknowledged")
+            raise PublishFailedError("KafkaTimeoutError: no acks")
+        super().flush()
+
+
+def test_dead_letters_the_broker_does_not_take_are_sent_again_before_the_commit(caplog):
+    loop, journal, source, _, sleeps = make_loop(failures=0)
+    letters = loop.dead_letters = BrokerAwayLetters(journal, failures=3)
+    with caplog.at_level(logging.WARNING, logger="studyledger.consume"):
+        assert loop.run_batch() == 2
+    assert journal.steps == ["stored 1", *["dead letters not acknowledged"] * 3,
+                             "dead-lettered 4", "committed"]
+    assert [letter.message.offset for letter in letters.sent] == [3] * 4  # the same, again
+    assert sleeps == [0.5, 1.0, 2.0]
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("consume waits for it" in m for m in messages) == 1, messages
+    assert any("takes dead letters again" in m for m in messages), messages
+    assert source.committed == {("events", 0): 8, ("events", 1): 4}
+
+
+def test_a_stop_while_waiting_for_the_broker_leaves_the_batch_uncommitted():
+    loop, journal, source, _, sleeps = make_loop(failures=0)
+    loop.dead_letters = BrokerAwayLetters(journal, failures=100)
+    loop.stopping = lambda: len(sleeps) >= 2
+    with pytest.raises(StoppedWaitingError, match="read again"):
+        loop.run_batch()
+    assert "committed" not in journal.steps and source.committed == {}

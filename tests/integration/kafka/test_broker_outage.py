@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import signal
 import time
 
 from infra.bench.broker import tansu_broker
@@ -68,9 +70,14 @@ def test_consume_rides_out_a_broker_restart_and_stores_what_comes_after(tmp_path
         wait_for(lambda: stored_count(world) == orgs + len(before), what="the first facts")
         broker.close()  # the broker goes away, with its topics and the group's offsets
         time.sleep(1)  # a poll or two against no broker (not needed for what is checked)
+        # Frozen while the broker comes back: Tansu comes back without topics, and a group
+        # assignment made before they are created again assigns nothing (a real Kafka keeps
+        # its topics). Resumed, the consumer finds its connections and its group gone.
+        consume.send_signal(signal.SIGSTOP)
         with tansu_broker(port):
             assert world.cli("topics", "create", "--partitions", "2").returncode == 0
             world.produce([fact_message(f) for f in after])
+            consume.send_signal(signal.SIGCONT)
             wait_for(lambda: consume.poll() is not None
                      or stored_count(world) == orgs + len(before) + len(after),
                      what="the facts sent after the restart")
@@ -81,6 +88,80 @@ def test_consume_rides_out_a_broker_restart_and_stores_what_comes_after(tmp_path
         if consume is not None and consume.poll() is None:
             consume.kill()
         broker.close()
+        if consume is not None:  # shown when the test fails
+            print(f"--- consume log ---\n{_studyledger_lines(consume.log_path.read_text())}")
     log = consume.log_path.read_text()
     assert not our_tracebacks(log) and "error:" not in log, log
     assert_each_learner_holds(world, before + after)
+
+
+def _studyledger_lines(log: str) -> str:
+    """The log without the Kafka client's chatter about connections and the periodic
+    reports: what the consumer group and this project said."""
+    lines = [line for line in log.splitlines()
+             if not re.search(r" kafka\.(net|cluster|producer|protocol)", line)
+             and not re.search(r"consume consumed \d+ \(", line)]  # the periodic reports
+    return "\n".join(lines)[-6000:]
+
+
+def test_dead_letters_wait_for_a_broker_that_goes_away_before_they_are_sent(tmp_path, caplog):
+    """The loop in this process against Tansu: the broker is stopped right after the batch
+    is stored (the named fault point before the dead letters), and started again on its
+    port two seconds later. The loop waits, sends the letter to the broker that came back,
+    and only then commits."""
+    import threading
+
+    from consumers.fault_points import CONSUME_AFTER_STORE_COMMIT
+    from infra.bootstrap import build_ingest
+    from infra.kafka_io import read_dead_letters
+
+    first = contextlib.ExitStack()
+    second = contextlib.ExitStack()
+    bootstrap = first.enter_context(tansu_broker())
+    port = int(bootstrap.rsplit(":", 1)[1])
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}",
+                        kafka_bootstrap=bootstrap, kafka_session_timeout_ms=2000,
+                        kafka_heartbeat_interval_ms=500, kafka_publish_timeout_seconds=2,
+                        kafka_validate_workers=0)
+    world = KafkaWorld(settings, bootstrap, tmp_path)
+    restarted = threading.Event()
+
+    def restart_later() -> None:
+        time.sleep(2)
+        second.enter_context(tansu_broker(port))  # empty: Tansu keeps topics in memory
+        restarted.set()
+        assert world.cli("topics", "create", "--partitions", "1").returncode == 0
+
+    restarter = threading.Thread(target=restart_later)
+
+    def broker_goes_away(point: str) -> None:
+        if point == CONSUME_AFTER_STORE_COMMIT and not restarter.ident:  # the first time
+            first.close()
+            restarter.start()
+
+    ingest = None
+    try:
+        assert world.cli("topics", "create", "--partitions", "1").returncode == 0
+        world.produce([(None, b"not json")])
+        ingest = build_ingest(settings)
+        ingest.loop.fault_point = broker_goes_away
+        deadline = time.monotonic() + 60
+        with caplog.at_level(logging.WARNING, logger="studyledger.consume"):
+            while not ingest.loop.run_batch():  # joins the group, then fetches
+                assert time.monotonic() < deadline, "the consumer got no message"
+        assert restarted.is_set()  # the letter went to the broker that came back
+        restarter.join(timeout=60)
+        letters = read_dead_letters(settings, "outage-test")
+        assert [letter.value for letter in letters] == [b"not json"]
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("consume waits for it" in m for m in messages) == 1, messages
+        assert any("takes dead letters again" in m for m in messages), messages
+        assert ingest.loop.stats.dead_lettered == 1
+        assert not our_tracebacks(caplog.text)
+    finally:
+        if ingest is not None:
+            ingest.close()
+        if restarter.is_alive():
+            restarter.join(timeout=60)
+        first.close()
+        second.close()
