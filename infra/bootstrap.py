@@ -206,8 +206,12 @@ def build_ingest(settings: Settings, ledger: StudyLedger | None = None, *,
     stop = stop if stop is not None else threading.Event()
     client_id = kafka_client_id(settings, "consume")
     source = source if source is not None else KafkaMessageSource(settings, client_id)
-    letters = CountingDeadLetters(dead_letters if dead_letters is not None
-                                  else KafkaDeadLetterSink(settings, client_id))
+    try:
+        letters = CountingDeadLetters(dead_letters if dead_letters is not None
+                                      else KafkaDeadLetterSink(settings, client_id))
+    except Exception:
+        source.close()  # built again when the broker answers (cli: wait_until_answering)
+        raise
     workers = settings.kafka_validate_workers
     workers = spare_cores() if workers is None else workers
     validation = PooledMessageValidation(workers) if workers > 0 else None
@@ -243,7 +247,11 @@ def build_relay(settings: Settings, ledger: StudyLedger | None = None, *, batch_
     if publisher is None:
         publisher = KafkaPublisher(settings, kafka_client_id(settings, "relay"))
     if positions is None:
-        positions = RelayPositionStore(settings, settings.kafka_topic_recorded)
+        try:
+            positions = RelayPositionStore(settings, settings.kafka_topic_recorded)
+        except Exception:
+            publisher.close()  # built again when the store answers
+            raise
     loop = RelayLoop(ledger or build_ledger(settings), publisher, positions,
                      batch_size=batch_size, fault_point=fault_point_from(settings.fault_kill_at))
     return KafkaRelay(loop, publisher, positions)

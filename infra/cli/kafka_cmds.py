@@ -64,16 +64,21 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.running import run_until_stopped
     from infra.bootstrap import build_ingest, stop_on_signals
     from infra.ops.metrics_wiring import serve_store_metrics
-    from infra.store.startup import wait_for_store
+    from infra.ops.startup import wait_until_answering
 
     with kafka_errors(settings):
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
         log = logging.getLogger("studyledger.consume")
         stop = stop_on_signals()
-        ledger = wait_for_store(lambda: open_ledger(settings), stop=stop, log=log)
+        ledger = wait_until_answering(lambda: open_ledger(settings), stop=stop, log=log)
         if ledger is None:
             return EXIT_OK  # stopped while waiting for the store
-        ingest = build_ingest(settings, ledger, stop=stop)
+        started = wait_until_answering(lambda: build_ingest(settings, ledger, stop=stop),
+                                       stop=stop, log=log)
+        if started is None:
+            ledger.close()
+            return EXIT_OK  # stopped while waiting for the store or the broker
+        ingest = started
         serve_store_metrics(settings, views=False)
         log.info("consuming %s as %s in group %s", settings.kafka_topic_events,
                  ingest.client_id, settings.kafka_group_id)
@@ -132,17 +137,22 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.running import run_until_stopped
     from infra.bootstrap import build_relay, stop_on_signals
     from infra.ops.metrics_wiring import serve_store_metrics
-    from infra.store.startup import wait_for_store
+    from infra.ops.startup import wait_until_answering
 
     with kafka_errors(settings):
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
         log = logging.getLogger("studyledger.relay")
         stop = stop_on_signals()
-        relay = wait_for_store(lambda: build_relay(settings, open_ledger(settings),
-                                                   batch_size=args.batch_size),
-                               stop=stop, log=log)
-        if relay is None:
+        ledger = wait_until_answering(lambda: open_ledger(settings), stop=stop, log=log)
+        if ledger is None:
             return EXIT_OK  # stopped while waiting for the store
+        started = wait_until_answering(
+            lambda: build_relay(settings, ledger, batch_size=args.batch_size),
+            stop=stop, log=log)
+        if started is None:
+            ledger.close()
+            return EXIT_OK  # stopped while waiting for the store or the broker
+        relay = started
         serve_store_metrics(settings, views=False)
         log.info("relaying to %s from position %d (lag %d)", settings.kafka_topic_recorded,
                  relay.positions.position(), relay.loop.lag())

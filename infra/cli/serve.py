@@ -95,8 +95,8 @@ def print_run_banner(settings: Settings, total: int | None, demo_key: str | None
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from infra.bootstrap import stop_on_signals
+    from infra.ops.startup import wait_until_answering
     from infra.serve import serve
-    from infra.store.startup import wait_for_store
 
     overrides = {k: v for k, v in (("api_host", args.host), ("api_port", args.port),
                                    ("api_workers", args.workers)) if v is not None}
@@ -105,7 +105,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.model_copy(update=overrides)
     # Fail here, in one line, if the store refuses us; wait if it does not answer yet.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if wait_for_store(lambda: open_ledger(settings), stop=stop_on_signals(),
+    if wait_until_answering(lambda: open_ledger(settings), stop=stop_on_signals(),
                       log=logging.getLogger("studyledger.serve")) is None:
         return EXIT_OK  # stopped while waiting for the store
     print(f"StudyLedger API at http://{settings.api_host}:{settings.api_port} "

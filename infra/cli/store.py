@@ -117,8 +117,8 @@ def _verify_all(ledger: StudyLedger) -> list[ChainReport]:
 def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     from infra.bootstrap import build_projector, stop_on_signals
     from infra.ops.metrics_wiring import serve_store_metrics
+    from infra.ops.startup import wait_until_answering
     from infra.serve import keep_views_current
-    from infra.store.startup import wait_for_store
 
     if args.once:
         projector = build_projector(settings, open_ledger(settings))
@@ -128,9 +128,13 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     stop = stop_on_signals()
     # The runner says when it stands by, takes over, waits for the store or stalls.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    started = wait_for_store(lambda: build_projector(settings, open_ledger(settings)),
-                             stop=stop, log=logging.getLogger("studyledger.project"))
+    log = logging.getLogger("studyledger.project")
+    ledger = wait_until_answering(lambda: open_ledger(settings), stop=stop, log=log)
+    if ledger is None:
+        return EXIT_OK  # stopped while waiting for the store
+    started = wait_until_answering(lambda: build_projector(settings, ledger), stop=stop, log=log)
     if started is None:
+        ledger.close()
         return EXIT_OK  # stopped while waiting for the store
     projector = started
     serve_store_metrics(settings, views=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import kafka.errors as kafka_errors
 import psycopg
 import pytest
 from eventsourcing.persistence import DataError, IntegrityError, OperationalError
@@ -79,7 +80,7 @@ def _opening_failure(cause: Exception) -> Exception:
     psycopg.OperationalError("connection timeout expired"),
 ])
 def test_a_database_not_answering_yet_is_waited_for(cause):
-    from infra.store.startup import waits_out
+    from infra.ops.startup import waits_out
 
     assert waits_out(_opening_failure(cause))
 
@@ -92,7 +93,7 @@ def test_a_database_not_answering_yet_is_waited_for(cause):
     psycopg.errors.InsufficientPrivilege("permission denied for schema ledger"),
 ])
 def test_a_database_that_refuses_the_process_ends_it_at_once(cause):
-    from infra.store.startup import waits_out
+    from infra.ops.startup import waits_out
 
     assert not waits_out(_opening_failure(cause))
 
@@ -101,7 +102,7 @@ def test_waiting_for_the_store_logs_once_and_stops_on_request(caplog):
     import logging
     import threading
 
-    from infra.store.startup import wait_for_store
+    from infra.ops.startup import wait_until_answering
 
     calls = []
 
@@ -113,7 +114,7 @@ def test_waiting_for_the_store_logs_once_and_stops_on_request(caplog):
 
     log = logging.getLogger("test.startup")
     with caplog.at_level(logging.INFO, logger="test.startup"):
-        assert wait_for_store(build, stop=threading.Event(), log=log) == "built"
+        assert wait_until_answering(build, stop=threading.Event(), log=log) == "built"
     messages = [r.getMessage() for r in caplog.records]
     assert len(calls) == 3
     assert sum("waiting for it" in m for m in messages) == 1, messages
@@ -125,4 +126,17 @@ def test_waiting_for_the_store_logs_once_and_stops_on_request(caplog):
     def never() -> str:
         raise _opening_failure(psycopg.OperationalError("Connection refused"))
 
-    assert wait_for_store(never, stop=stopped, log=log) is None
+    assert wait_until_answering(never, stop=stopped, log=log) is None
+
+
+@pytest.mark.parametrize("error, waited", [
+    (kafka_errors.KafkaTimeoutError(
+        "Unable to bootstrap from ['127.0.0.1:9092']"), True),
+    (kafka_errors.KafkaConnectionError("111 ECONNREFUSED"), True),
+    (kafka_errors.IncompatibleBrokerVersion("0.8"), False),
+    (kafka_errors.TopicAuthorizationFailedError(), False),
+])
+def test_a_broker_not_answering_yet_is_waited_for_and_a_refusal_is_not(error, waited):
+    from infra.ops.startup import waits_out
+
+    assert waits_out(error) is waited

@@ -165,3 +165,59 @@ def test_dead_letters_wait_for_a_broker_that_goes_away_before_they_are_sent(tmp_
             restarter.join(timeout=60)
         first.close()
         second.close()
+
+
+def test_consume_and_relay_started_before_the_broker_wait_for_it(tmp_path):
+    """Both say they wait for the broker and stay up; each is frozen (SIGSTOP) while the
+    broker starts and its topics are made, and resumed: consume stores what was produced,
+    the relay publishes what was recorded."""
+    from infra.bench.broker import free_port
+    from infra.store.relay_position import RelayPositionStore
+    from tests.integration.kafka.test_consume_and_relay import (
+        fact_message,
+        learner_facts,
+        record_orgs,
+        stored_count,
+        wait_for,
+    )
+
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    world = KafkaWorld(Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}"),
+                       bootstrap, tmp_path)
+    orgs = record_orgs(world)
+    processes = {name: world.start(name) for name in ("consume", "relay")}
+    try:
+        for name, process in processes.items():
+            wait_for(lambda p=process: p.poll() is not None
+                     or "the broker does not answer" in p.log_path.read_text(),
+                     what=f"{name} saying it waits for the broker")
+            assert process.poll() is None, process.log_path.read_text()
+            process.send_signal(signal.SIGSTOP)
+        with tansu_broker(port):
+            assert world.cli("topics", "create", "--partitions", "2").returncode == 0
+            facts = learner_facts(5)
+            world.produce([fact_message(f) for f in facts])
+            for process in processes.values():
+                process.send_signal(signal.SIGCONT)
+            wait_for(lambda: processes["consume"].poll() is not None
+                     or stored_count(world) == orgs + len(facts), what="consume storing")
+            positions = RelayPositionStore(world.settings, world.settings.kafka_topic_recorded)
+            wait_for(lambda: processes["relay"].poll() is not None
+                     or positions.position() == orgs + len(facts), what="the relay publishing")
+            positions.close()
+            for process in processes.values():
+                assert process.poll() is None, process.log_path.read_text()
+                process.terminate()
+            for process in processes.values():
+                assert process.wait(timeout=30) == 0, process.log_path.read_text()
+    finally:
+        for name, process in processes.items():
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+                process.kill()
+            print(f"--- {name} log ---\n{_studyledger_lines(process.log_path.read_text())}")
+    for process in processes.values():
+        log = process.log_path.read_text()
+        assert "the broker answers after" in log, log
+        assert not our_tracebacks(log) and "error:" not in log, log
