@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
 from eventsourcing.persistence import PersistenceError
 
 from domain.application import StudyLedger
 from infra.bootstrap import build_ledger
 from infra.settings import Settings, display_url
 from infra.store.sql_connection import StoreSetupError
+
+T = TypeVar("T")
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_BROKEN, EXIT_STORE_DOWN = 0, 1, 2, 3, 4
 EXIT_UNHEALTHY = 5
@@ -44,6 +51,22 @@ class CommandError(Exception):
     def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def open_when_answering(settings: Settings, then: Callable[[StudyLedger], T], *,
+                        stop: threading.Event, log: logging.Logger) -> T | None:
+    """For a long-running command: the ledger, then `then(ledger)` (its loop, its Kafka
+    ends), each once what it connects to answers (infra.ops.startup); None when stopped
+    while waiting, with nothing left open."""
+    from infra.ops.startup import wait_until_answering
+
+    ledger = wait_until_answering(lambda: open_ledger(settings), stop=stop, log=log)
+    if ledger is None:
+        return None
+    started = wait_until_answering(lambda: then(ledger), stop=stop, log=log)
+    if started is None:
+        ledger.close()
+    return started
 
 
 def open_ledger(settings: Settings) -> StudyLedger:

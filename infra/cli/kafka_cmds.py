@@ -9,7 +9,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from infra.cli.common import EXIT_OK, EXIT_STORE_DOWN, CommandError, open_ledger
+from infra.cli.common import (
+    EXIT_OK,
+    EXIT_STORE_DOWN,
+    CommandError,
+    open_when_answering,
+)
 from infra.settings import Settings
 
 if TYPE_CHECKING:
@@ -64,19 +69,15 @@ def cmd_consume(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.running import run_until_stopped
     from infra.bootstrap import build_ingest, stop_on_signals
     from infra.ops.metrics_wiring import serve_store_metrics
-    from infra.ops.startup import wait_until_answering
 
     with kafka_errors(settings):
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
         log = logging.getLogger("studyledger.consume")
         stop = stop_on_signals()
-        ledger = wait_until_answering(lambda: open_ledger(settings), stop=stop, log=log)
-        if ledger is None:
-            return EXIT_OK  # stopped while waiting for the store
-        started = wait_until_answering(lambda: build_ingest(settings, ledger, stop=stop),
-                                       stop=stop, log=log)
+        started = open_when_answering(
+            settings, lambda ledger: build_ingest(settings, ledger, stop=stop),
+            stop=stop, log=log)
         if started is None:
-            ledger.close()
             return EXIT_OK  # stopped while waiting for the store or the broker
         ingest = started
         serve_store_metrics(settings, views=False)
@@ -137,20 +138,15 @@ def cmd_relay(args: argparse.Namespace, settings: Settings) -> int:
     from consumers.running import run_until_stopped
     from infra.bootstrap import build_relay, stop_on_signals
     from infra.ops.metrics_wiring import serve_store_metrics
-    from infra.ops.startup import wait_until_answering
 
     with kafka_errors(settings):
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
         log = logging.getLogger("studyledger.relay")
         stop = stop_on_signals()
-        ledger = wait_until_answering(lambda: open_ledger(settings), stop=stop, log=log)
-        if ledger is None:
-            return EXIT_OK  # stopped while waiting for the store
-        started = wait_until_answering(
-            lambda: build_relay(settings, ledger, batch_size=args.batch_size),
+        started = open_when_answering(
+            settings, lambda ledger: build_relay(settings, ledger, batch_size=args.batch_size),
             stop=stop, log=log)
         if started is None:
-            ledger.close()
             return EXIT_OK  # stopped while waiting for the store or the broker
         relay = started
         serve_store_metrics(settings, views=False)

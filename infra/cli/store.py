@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from domain.application import ChainReport, StudyLedger
-from infra.cli.common import EXIT_BROKEN, EXIT_OK, EXIT_REJECTED, CommandError, open_ledger
+from infra.cli.common import (
+    EXIT_BROKEN,
+    EXIT_OK,
+    EXIT_REJECTED,
+    CommandError,
+    open_ledger,
+    open_when_answering,
+)
 from infra.files.jsonl_ingest import IngestReport
 from infra.settings import Settings, display_url
 
@@ -117,7 +124,6 @@ def _verify_all(ledger: StudyLedger) -> list[ChainReport]:
 def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     from infra.bootstrap import build_projector, stop_on_signals
     from infra.ops.metrics_wiring import serve_store_metrics
-    from infra.ops.startup import wait_until_answering
     from infra.serve import keep_views_current
 
     if args.once:
@@ -128,13 +134,9 @@ def cmd_project(args: argparse.Namespace, settings: Settings) -> int:
     stop = stop_on_signals()
     # The runner says when it stands by, takes over, waits for the store or stalls.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    log = logging.getLogger("studyledger.project")
-    ledger = wait_until_answering(lambda: open_ledger(settings), stop=stop, log=log)
-    if ledger is None:
-        return EXIT_OK  # stopped while waiting for the store
-    started = wait_until_answering(lambda: build_projector(settings, ledger), stop=stop, log=log)
+    started = open_when_answering(settings, lambda ledger: build_projector(settings, ledger),
+                                  stop=stop, log=logging.getLogger("studyledger.project"))
     if started is None:
-        ledger.close()
         return EXIT_OK  # stopped while waiting for the store
     projector = started
     serve_store_metrics(settings, views=True)
