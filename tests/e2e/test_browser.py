@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.factories import envelope, incoming
@@ -26,7 +26,22 @@ def click_and_wait(browser: webdriver.Chrome, element: WebElement) -> None:
     could still find the old page's elements, which go stale under the reader."""
     page = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, 20).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 20).until(lambda _: _gone(page))
+
+
+def _gone(element: WebElement) -> bool:
+    """Whether the element has left the document. Asked while the old page is being torn
+    down, chromedriver may answer "Node with given id does not belong to the document" as
+    an unknown error rather than as a stale element: both mean gone."""
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
 
 
 @pytest.fixture
