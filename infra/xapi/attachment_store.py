@@ -20,9 +20,11 @@ class AttachmentStore:
         self.db = SqlConnection(settings)
         self.lock = threading.Lock()
         blob = "BLOB" if settings.is_sqlite else "BYTEA"
-        with self.lock, self.db.transaction() as cur:
-            cur.execute("CREATE TABLE IF NOT EXISTS xapi_attachments (sha2 TEXT PRIMARY KEY, "
-                        f"content_type TEXT NOT NULL, content {blob} NOT NULL)")
+        # Through the schema's DDL lock, as every table: processes that start together on
+        # an empty schema otherwise race on the catalog ("tuple concurrently updated").
+        self.db.create_tables(["CREATE TABLE IF NOT EXISTS xapi_attachments (sha2 TEXT "
+                               f"PRIMARY KEY, content_type TEXT NOT NULL, content {blob} "
+                               "NOT NULL)"])
 
     def put(self, parts: Sequence[AttachmentPart]) -> None:
         if not parts:

@@ -19,6 +19,7 @@ from infra.store.read_audit import ReadAuditStore
 from infra.store.relay_position import RelayPositionStore
 from infra.store.sql_connection import ddl_lock_name
 from infra.views.writer import ViewStore
+from infra.xapi.attachment_store import AttachmentStore
 from infra.xapi.document_tables import DocumentTables
 from infra.xapi.statement_tables import StatementTables
 
@@ -33,6 +34,7 @@ CREATORS = {
     "relay position": lambda settings: RelayPositionStore(settings, "relay").close(),
     "xapi statements": lambda settings: StatementTables(settings).close(),
     "xapi documents": lambda settings: DocumentTables(settings).close(),
+    "xapi attachments": lambda settings: AttachmentStore(settings).close(),
 }
 
 
