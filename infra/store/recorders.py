@@ -261,6 +261,8 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
             "WHERE topic = ANY(%s) AND notification_id <= %s ORDER BY notification_id"
         ).format(events)
+        # A join on arrays: run unprepared, planned for the arrays at hand, since a generic
+        # plan made while the table was small could be kept as it grows (infra.views.writer).
         self._select_positions = SQL(
             "SELECT e.originator_id, e.originator_version, e.notification_id FROM {} e "
             "JOIN unnest(%s::uuid[], %s::bigint[]) AS k(oid, ver) "
@@ -313,7 +315,7 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
             return list(range(first, last + 1))
         curs.execute(self._select_positions, (
             [e.originator_id for e in stored_events],
-            [e.originator_version for e in stored_events]))
+            [e.originator_version for e in stored_events]), prepare=False)
         found = {(r["originator_id"], r["originator_version"]): r["notification_id"]
                  for r in curs.fetchall()}
         return [found[(e.originator_id, e.originator_version)] for e in stored_events]
@@ -418,7 +420,7 @@ class PostgresFactKeyRecorder(PostgresParking, PostgresApplicationRecorder):
             curs.execute(self._select_positions, (
                 uuid_array(k.originator_id for k in keys),
                 int_array(k.originator_version for k in keys),
-            ))
+            ), prepare=False)
             return {
                 by_stream[(row["originator_id"], row["originator_version"])]:
                     row["notification_id"]
