@@ -10,16 +10,20 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
+from api.waiting import create_waiting_app
 from consumers.running import run_until_stopped
+from domain.errors import one_line
 from infra.bootstrap import build_projector, build_services, stop_on_signals
 from infra.ops.metrics_wiring import shared_worker_metrics
+from infra.ops.startup import wait_until_answering, waits_out
 from infra.settings import Settings
 from projections.runner import Progress, Projector
 
@@ -29,11 +33,68 @@ __all__ = ["ProjectionThread", "build_services", "create_app_from_env", "serve"]
 log = logging.getLogger("studyledger.serve")
 
 
-def create_app_from_env() -> FastAPI:
-    """uvicorn's factory in each worker: everything from STUDYLEDGER_* variables."""
+def create_app_from_env() -> FastAPI | UntilStoreAnswers:
+    """uvicorn's factory in each worker: everything from STUDYLEDGER_* variables. A store
+    that does not answer yet is waited for behind 503s (UntilStoreAnswers); one that
+    refuses ends the worker with its error."""
     # The access log (studyledger.access) is ours, with key ids; uvicorn's own is off.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    return create_app(build_services(Settings()))
+    settings = Settings()
+    try:
+        return create_app(build_services(settings))
+    except Exception as exc:
+        if not waits_out(exc):
+            raise
+        return UntilStoreAnswers(lambda: create_app(build_services(settings)))
+
+
+class UntilStoreAnswers:
+    """The ASGI app of a serving process started before its store answers: 503 to every
+    request (api.waiting) while a thread builds the real app, waiting with a backoff as
+    every long-running process does (infra.ops.startup); then the real app, for good.
+
+    The real app has no lifespan handlers of its own, so the lifespan this wrapper answers
+    while waiting is all it needs."""
+
+    def __init__(self, build: Callable[[], FastAPI]) -> None:
+        self._app: FastAPI | None = None
+        self._waiting = create_waiting_app()
+        self._stop = threading.Event()
+        self._build = build
+        self._thread = threading.Thread(target=self._build_when_answering,
+                                        name="until-store-answers", daemon=True)
+        self._thread.start()
+
+    def _build_when_answering(self) -> None:
+        # Its first failure is logged as "the store does not answer (...); waiting for it".
+        try:
+            self._app = wait_until_answering(self._build, stop=self._stop, log=log)
+        except Exception as exc:  # noqa: BLE001 - a store that refuses: said, and 503 stays
+            log.error("the store refuses this server (%s); it answers 503 until restarted "
+                      "with settings the store accepts", one_line(exc))
+
+    @property
+    def ready(self) -> bool:
+        return self._app is not None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        app = self._app
+        if app is not None:
+            await app(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            await self._waiting(scope, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self._stop.set()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 def keep_views_current(projector: Projector, stop: threading.Event, poll_seconds: float,
@@ -48,16 +109,31 @@ def keep_views_current(projector: Projector, stop: threading.Event, poll_seconds
 
 
 class ProjectionThread:
-    """Keeps the views current in the background; a failing batch is logged and retried."""
+    """Keeps the views current in the background; a failing batch is logged and retried.
+    A store that does not answer at start is waited for in the thread (infra.ops.startup)."""
 
     def __init__(self, settings: Settings, poll_seconds: float = 0.2) -> None:
-        self.projector = build_projector(settings)
+        self.settings = settings
+        self.projector: Projector | None = None
+        try:
+            self.projector = build_projector(settings)
+        except Exception as exc:
+            if not waits_out(exc):
+                raise  # a store that refuses: the caller's one-line error
         self.poll_seconds = poll_seconds
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="projections", daemon=True)
 
     def _run(self) -> None:
-        while not self.stop.is_set():
+        try:
+            if self.projector is None:
+                self.projector = wait_until_answering(
+                    lambda: build_projector(self.settings), stop=self.stop, log=log)
+        except Exception as exc:  # noqa: BLE001 - a store that refuses: said, once
+            log.error("the projections cannot open the store (%s); they do not run in this "
+                      "process", one_line(exc))
+            return
+        while self.projector is not None and not self.stop.is_set():
             try:
                 keep_views_current(self.projector, self.stop, self.poll_seconds)
             except Exception:  # noqa: BLE001 - keep serving; the next poll retries the batch

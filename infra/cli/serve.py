@@ -94,8 +94,7 @@ def print_run_banner(settings: Settings, total: int | None, demo_key: str | None
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.bootstrap import stop_on_signals
-    from infra.ops.startup import wait_until_answering
+    from infra.ops.startup import waits_out
     from infra.serve import serve
 
     overrides = {k: v for k, v in (("api_host", args.host), ("api_port", args.port),
@@ -103,11 +102,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     for key, value in overrides.items():  # the workers read their settings from the env
         os.environ[f"STUDYLEDGER_{key.upper()}"] = str(value)
     settings = settings.model_copy(update=overrides)
-    # Fail here, in one line, if the store refuses us; wait if it does not answer yet.
+    # Fail here, in one line, if the store refuses us. One that does not answer yet is
+    # waited for behind the open port: every request meanwhile is answered 503.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if wait_until_answering(lambda: open_ledger(settings), stop=stop_on_signals(),
-                      log=logging.getLogger("studyledger.serve")) is None:
-        return EXIT_OK  # stopped while waiting for the store
+    try:
+        open_ledger(settings).close()
+    except CommandError as exc:
+        if not waits_out(exc):
+            raise
     print(f"StudyLedger API at http://{settings.api_host}:{settings.api_port} "
           f"({settings.api_workers} worker(s), store {display_url(settings.database_url)})",
           flush=True)

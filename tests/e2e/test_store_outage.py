@@ -320,8 +320,8 @@ def envelope_fact(n: int):  # noqa: ANN201
 
 def test_daemons_started_before_the_database_wait_for_it(cluster: Cluster, tmp_path: Path):
     """`serve`, `project`, `relay` and `consume` started while the database is down say
-    they wait, stay up, and start once it answers: the API answers, the relay publishes and
-    the views catch up."""
+    they wait, stay up, and start once it answers: the API answers (503 until then), the
+    relay publishes and the views catch up."""
     from infra.bench.broker import tansu_broker
     from infra.store.relay_position import RelayPositionStore
 
@@ -353,6 +353,7 @@ def test_daemons_started_before_the_database_wait_for_it(cluster: Cluster, tmp_p
                          or "waiting for it" in logs[n].read_text(), 30,
                          f"{name} saying it waits")
                 assert process.poll() is None, logs[name].read_text()  # waiting, not gone
+            _assert_serving_503(f"http://127.0.0.1:{port}")
             cluster.start()
             settings = Settings(database_url=cluster.url, store_timeout_seconds=STORE_TIMEOUT)
             ledger = build_ledger(settings)
@@ -384,6 +385,59 @@ def test_daemons_started_before_the_database_wait_for_it(cluster: Cluster, tmp_p
         text = logs[name].read_text()
         assert process.returncode == 0 and "Traceback" not in text, text
         assert "answers after" in text, text
+
+
+def test_serve_with_its_projections_started_before_the_database(cluster: Cluster,
+                                                                  tmp_path: Path):
+    """`serve` keeping the views itself, started while the database is down: 503 until it
+    answers, then the API and the views catch up with what is recorded."""
+    cluster.stop()
+    port = _free_port()
+    env = os.environ | {"STUDYLEDGER_DATABASE_URL": cluster.url,
+                        "STUDYLEDGER_STORE_TIMEOUT_SECONDS": str(STORE_TIMEOUT)}
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "infra.cli", "serve", "--port", str(port)], env=env,
+            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _assert_serving_503(base)
+        cluster.start()
+        settings = Settings(database_url=cluster.url, store_timeout_seconds=STORE_TIMEOUT)
+        ledger = build_ledger(settings)
+        ledger.record_facts(district_facts(), now=NOW, channel="test")
+        end = ledger.recorder.max_notification_id()
+        ledger.close()
+        wait_for(lambda: _health(base).get("projected_position") == end, 60,
+                 lambda: f"the views catching up: {log.read_text()[-2000:]}")
+        assert _health(base)["status"] == "ok"
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+        print(f"--- serve log ---\n{log.read_text()[-4000:]}")
+    text = log.read_text()
+    assert serve.returncode == 0 and "Traceback" not in text, text
+    assert "answers after" in text, text
+
+
+def _assert_serving_503(base: str) -> None:
+    """`serve` started before its store has its port open and says why it cannot answer:
+    503 with Retry-After, as when the store goes away later."""
+    wait_for(lambda: _health(base) != {}, 30, "serve opening its port")
+    health = httpx.get(f"{base}/health", timeout=10)
+    assert health.status_code == 503, health.text
+    assert health.headers["Retry-After"] and health.json()["store"] == "down", health.text
+    api = httpx.get(f"{base}/v1/learners/L1/balance", timeout=10)
+    assert api.status_code == 503 and api.headers["Retry-After"], api.text
+    assert api.json()["error"]["code"] == "store_unavailable", api.text
+    page = httpx.get(f"{base}/boards/dadukou-double-100/2021-2025?org=500104", timeout=10)
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+    fact = httpx.post(f"{base}/v1/events", json={}, timeout=10)
+    assert fact.status_code == 503, fact.text
 
 
 def test_a_database_that_refuses_the_process_ends_it_at_once(postgres_url: str,
