@@ -28,6 +28,7 @@ from projections.learner_views import (
     LearnerFold,
     LearnerRow,
     OrgRow,
+    SharedDocuments,
     apply_org_fact,
     learner_views,
 )
@@ -109,6 +110,9 @@ class Projector:
         self.retry_max_seconds = retry_max_seconds
         self.fault_point = fault_point or _no_faults
         self.cache = _FoldCache(cached_learners)
+        # Balance documents learners share (projections.learner_views.SharedDocuments):
+        # pure functions of what they are keyed by, so they outlive a batch that failed.
+        self.documents = SharedDocuments()
         self.orgs: dict[str, OrgRow] = {}
 
     def lag(self) -> int:
@@ -220,7 +224,8 @@ class Projector:
         for stream in streams:
             if stream[0].fact["learner_id"] is None:
                 continue
-            views = learner_views([logged.recorded for logged in stream])
+            views = learner_views([logged.recorded for logged in stream],
+                                  shared=self.documents)
             learners.append(views.learner)
             balances.extend(views.balances)
             folded += len(stream)
@@ -274,9 +279,10 @@ class Projector:
         new = [entry.recorded for entry in logged]
         fold = self.cache.get(stream_id)
         if first_version == 1:
-            fold = LearnerFold(new)  # the stream starts in this batch: nothing to read
+            fold = LearnerFold(new, shared=self.documents)  # starts here: nothing to read
         elif fold is None or fold.folded != first_version - 1 or not fold.extend(new):
-            fold = LearnerFold(self.ledger.stream_facts(stream_id, last_version))
+            fold = LearnerFold(self.ledger.stream_facts(stream_id, last_version),
+                               shared=self.documents)
         self.cache.put(stream_id, fold)
         return fold
 

@@ -138,6 +138,11 @@ def count_category(amounts: Iterable[Decimal], cap: Decimal | None) -> CategoryB
     return CategoryBalance(raw=raw, counted=counted, excess=excess)
 
 
+# Per year of a span, the sums of the year's lines by category (None: a year without any):
+# (category, earned, deducted), sorted.
+LedgerInputs = tuple[tuple[tuple[str, Decimal, Decimal], ...] | None, ...]
+
+
 class Ledger:
     """A learner's credit lines under one pack, counted over any span of years.
 
@@ -166,7 +171,7 @@ class Ledger:
         self._categories: dict[range, dict[str, Counts]] = {}
         self._measures: dict[range, dict[str, Decimal]] = {}
 
-    def inputs(self, years: range) -> tuple[object, ...]:
+    def inputs(self, years: range) -> LedgerInputs:
         """The sums every count over `years` is made of: two ledgers with equal inputs give
         equal counts, measures and requirements over those years."""
         if self._by_year is None:
@@ -392,14 +397,29 @@ def answer_document(
     """answer_from_ledger's status and its model_dump_json() as UTF-8, made from plain values
     with orjson: the read views store one per learner, pack and period, and building the
     ~10 models of each answer was most of a replay."""
+    span = RequiredSpan.of(ledger.pack, registration.year(ledger.pack))
+    status, rest = answer_without_learner(ledger, registration.rank, span, period)
+    return status, with_learner_id(registration.learner_id, rest)
+
+
+def with_learner_id(learner_id: str, rest: bytes) -> bytes:
+    """answer_without_learner's document with the learner's id put first, as the answer
+    model has it: the bytes orjson makes of the whole document."""
+    return b'{"learner_id":' + orjson.dumps(learner_id) + b"," + rest[1:]
+
+
+def answer_without_learner(
+    ledger: Ledger, rank: str | None, span: RequiredSpan, period: Period
+) -> tuple[str, bytes]:
+    """answer_document's status and document, but for the learner's id: the same for every
+    learner of that rank and span whose ledger has the same inputs over the years the
+    period reads (Ledger.inputs of its cycle's start through its end)."""
     pack = ledger.pack
-    span = RequiredSpan.of(pack, registration.year(pack))
-    requirements, promotion = requirement_values(ledger, period, registration.rank, span)
+    requirements, promotion = requirement_values(ledger, period, rank, span)
     years = period.years
     status = "met" if all(r[4] for r in requirements) else "short"
     proration = span.proration(period)
     document = {
-        "learner_id": registration.learner_id,
         "policy": {"id": pack.id, "version": pack.version},
         "period": str(period),
         "categories": {
