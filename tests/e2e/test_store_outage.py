@@ -130,6 +130,25 @@ class Traffic:
                 time.sleep(0.1)
 
 
+def _record_district(settings: Settings) -> int:
+    """The test district recorded; the log position of its last fact."""
+    ledger = build_ledger(settings)
+    ledger.record_facts(district_facts(), now=NOW, channel="test")
+    end = ledger.recorder.max_notification_id()
+    ledger.close()
+    return end
+
+
+def _stop_and_show(process: subprocess.Popen, name: str, log: Path, tail: int) -> None:
+    """SIGTERM (SIGKILL after 30 s), then the end of its log, for a failure's report."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    print(f"--- {name} log ---\n{log.read_text()[-tail:]}")
+
+
 def wait_for(predicate, seconds: float, what: str | Callable[[], str]) -> float:  # noqa: ANN001
     started = time.monotonic()
     while not predicate():
@@ -294,12 +313,7 @@ def test_the_relay_rides_out_a_postgres_restart(cluster: Cluster, tmp_path: Path
             positions.close()
             assert relay.poll() is None, log_path.read_text()
         finally:
-            relay.terminate()
-            try:
-                relay.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                relay.kill()
-            print(f"--- relay log ---\n{log_path.read_text()[-6000:]}")
+            _stop_and_show(relay, "relay", log_path, 6000)
         published = [json.loads(message.value)["position"]
                      for message in read_topic(bootstrap, topic)]
     log_text = log_path.read_text()
@@ -356,10 +370,7 @@ def test_daemons_started_before_the_database_wait_for_it(cluster: Cluster, tmp_p
             _assert_serving_503(f"http://127.0.0.1:{port}")
             cluster.start()
             settings = Settings(database_url=cluster.url, store_timeout_seconds=STORE_TIMEOUT)
-            ledger = build_ledger(settings)
-            ledger.record_facts(district_facts(), now=NOW, channel="test")
-            end = ledger.recorder.max_notification_id()
-            ledger.close()
+            end = _record_district(settings)
             wait_for(lambda: f"position {end}" in logs["project"].read_text(), 60,
                      lambda: f"the views catching up: {logs['project'].read_text()[-2000:]}")
             positions = RelayPositionStore(settings, settings.kafka_topic_recorded)
@@ -404,21 +415,13 @@ def test_serve_with_its_projections_started_before_the_database(cluster: Cluster
     try:
         _assert_serving_503(base)
         cluster.start()
-        settings = Settings(database_url=cluster.url, store_timeout_seconds=STORE_TIMEOUT)
-        ledger = build_ledger(settings)
-        ledger.record_facts(district_facts(), now=NOW, channel="test")
-        end = ledger.recorder.max_notification_id()
-        ledger.close()
+        end = _record_district(Settings(database_url=cluster.url,
+                                        store_timeout_seconds=STORE_TIMEOUT))
         wait_for(lambda: _health(base).get("projected_position") == end, 60,
                  lambda: f"the views catching up: {log.read_text()[-2000:]}")
         assert _health(base)["status"] == "ok"
     finally:
-        serve.terminate()
-        try:
-            serve.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-        print(f"--- serve log ---\n{log.read_text()[-4000:]}")
+        _stop_and_show(serve, "serve", log, 4000)
     text = log.read_text()
     assert serve.returncode == 0 and "Traceback" not in text, text
     assert "answers after" in text, text
