@@ -73,10 +73,6 @@ class UntilStoreAnswers:
             log.error("the store refuses this server (%s); it answers 503 until restarted "
                       "with settings the store accepts", one_line(exc))
 
-    @property
-    def ready(self) -> bool:
-        return self._app is not None
-
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         app = self._app
         if app is not None:

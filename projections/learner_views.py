@@ -138,12 +138,12 @@ class SharedDocuments:
         the period reads, `span` the learner's under the ledger's pack."""
         pack = ledger.pack
         shared = sum(len(sums) for sums in inputs if sums) <= self.MAX_SUMS_SHARED
-        key = (id(pack), period, registration.rank, span.from_year, inputs)
-        found = self._documents.get(key) if shared else None
+        key = (id(pack), period, registration.rank, span.from_year, inputs) if shared else None
+        found = self._documents.get(key) if key is not None else None
         if found is None or found[0] is not pack:
             status, rest = answer_without_learner(ledger, registration.rank, span, period)
             found = (pack, status, rest, score_cents(ledger.board_score(period.years)))
-            if shared:
+            if key is not None:
                 if len(self._documents) >= self.max_documents:
                     del self._documents[next(iter(self._documents))]
                 self._documents[key] = found
